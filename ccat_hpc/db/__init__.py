@@ -1,0 +1,1 @@
+"""ops-db: models, state machines, sessions and migrations."""

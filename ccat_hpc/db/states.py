@@ -1,0 +1,263 @@
+"""State enums of ops-db and the state machines that connect them.
+
+Every entity that moves has one state column and one small state machine here. A
+pipeline step selects rows in state X, does its work and moves them to state Y in
+one transaction; :func:`check_transition` is the single place that says whether
+X → Y is allowed. A step that dies half-way leaves its rows in a state the next
+tick recognises and retries (RUNNING rows whose job is gone go back to a waiting
+state; see the scheduler).
+
+The diagrams below are the documentation; ``TRANSITIONS`` is the same thing as data
+and is what the code checks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from ccat_hpc.errors import InvalidStateTransition
+
+
+class ObservationStatus(enum.StrEnum):
+    """Outcome of an execution, as the instrument reported it in the manifest."""
+
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class InstrumentType(enum.StrEnum):
+    PRIMECAM = "primecam"
+    CHAI = "chai"
+    OTHER = "other"
+
+
+class LocationType(enum.StrEnum):
+    SOURCE = "SOURCE"
+    BUFFER = "BUFFER"
+    LONG_TERM_ARCHIVE = "LONG_TERM_ARCHIVE"
+    PROCESSING = "PROCESSING"
+
+
+class StorageType(enum.StrEnum):
+    DISK = "disk"
+    S3 = "s3"
+    TAPE = "tape"
+
+
+class RouteType(enum.StrEnum):
+    DIRECT = "direct"
+    RELAY = "relay"
+    CUSTOM = "custom"
+
+
+class RawDataFileState(enum.StrEnum):
+    """A file's progress.
+
+    FILED ──▶ CHECKSUMMED ──▶ PACKAGED ──▶ ARCHIVED
+      │            │
+      ├──▶ MISSING ─┤ (file vanished from SOURCE; a re-check may find it again)
+      └──▶ CORRUPT ◀┘ (checksum differs from the manifest's)
+    """
+
+    FILED = "filed"
+    CHECKSUMMED = "checksummed"
+    PACKAGED = "packaged"
+    ARCHIVED = "archived"
+    MISSING = "missing"
+    CORRUPT = "corrupt"
+
+
+class PhysicalCopyState(enum.StrEnum):
+    """One copy of a file/package at one DataLocation.
+
+    PENDING ──▶ PRESENT ──▶ VERIFIED ──▶ DELETION_PENDING ──▶ DELETED
+       │           │  ▲         │              │
+       ▼           ▼  └─────────┤ (re-verify)  └──▶ VERIFIED (deletion cancelled)
+     FAILED     CORRUPT/MISSING ◀┘
+
+    PENDING: being written. PRESENT: written, not yet verified. VERIFIED: checksum
+    matched at ``verified_at``. Only DELETION_PENDING copies are ever removed, and
+    the cleanup step moves a copy there only when a VERIFIED long-term-archive copy
+    exists.
+    """
+
+    PENDING = "pending"
+    PRESENT = "present"
+    VERIFIED = "verified"
+    CORRUPT = "corrupt"
+    MISSING = "missing"
+    FAILED = "failed"
+    DELETION_PENDING = "deletion_pending"
+    DELETED = "deleted"
+
+
+class PackageState(enum.StrEnum):
+    """A RawDataPackage or DataTransferPackage.
+
+    PLANNED ──▶ BUILDING ──▶ BUILT ──▶ TRANSFERRING ──▶ TRANSFERRED ──▶ ARCHIVING ──▶ ARCHIVED
+                   │                       │                               │
+                   └──▶ FAILED ◀───────────┴───────────────────────────────┘
+    FAILED ──▶ PLANNED (operator or retry policy re-queues it)
+    """
+
+    PLANNED = "planned"
+    BUILDING = "building"
+    BUILT = "built"
+    TRANSFERRING = "transferring"
+    TRANSFERRED = "transferred"
+    ARCHIVING = "archiving"
+    ARCHIVED = "archived"
+    FAILED = "failed"
+
+
+class TransferState(enum.StrEnum):
+    """A DataTransfer or LongTermArchiveTransfer (one attempt chain of a move).
+
+    PENDING ──▶ SUBMITTED ──▶ RUNNING ──▶ VERIFYING ──▶ SUCCEEDED
+                    │            │            │
+                    ▼            ▼            ▼
+                 RETRY_WAIT ◀────┴────────────┘ (transient: timeout, node failure, S3 5xx)
+                    │
+                    ├──▶ SUBMITTED (after the backoff)
+                    └──▶ FAILED (permanent, or attempts exhausted)
+    any non-final ──▶ CANCELLED
+    """
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    RETRY_WAIT = "retry_wait"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StagingJobState(enum.StrEnum):
+    """A scientist's request to stage data to PROCESSING storage.
+
+    PENDING ──▶ SUBMITTED ──▶ STAGING ──▶ STAGED ──▶ RELEASED
+                   │             │
+                   ▼             ▼
+                RETRY_WAIT ◀─────┘ ──▶ SUBMITTED | FAILED
+    any non-final ──▶ CANCELLED
+    """
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    STAGING = "staging"
+    RETRY_WAIT = "retry_wait"
+    STAGED = "staged"
+    RELEASED = "released"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def _machine(
+    edges: Mapping[str, tuple[str, ...]], enum_class: type[enum.StrEnum]
+) -> dict[enum.StrEnum, frozenset[enum.StrEnum]]:
+    return {enum_class(src): frozenset(enum_class(d) for d in dst) for src, dst in edges.items()}
+
+
+_F = RawDataFileState
+_C = PhysicalCopyState
+_P = PackageState
+_T = TransferState
+_S = StagingJobState
+
+TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]]] = {
+    _F: _machine(
+        {
+            "filed": ("checksummed", "missing", "corrupt"),
+            "checksummed": ("packaged", "missing", "corrupt"),
+            "packaged": ("archived", "checksummed"),
+            "archived": (),
+            "missing": ("filed", "checksummed"),
+            "corrupt": ("filed",),
+        },
+        _F,
+    ),
+    _C: _machine(
+        {
+            "pending": ("present", "verified", "failed"),
+            "present": ("verified", "corrupt", "missing"),
+            "verified": ("verified", "corrupt", "missing", "deletion_pending"),
+            "corrupt": ("deletion_pending", "verified"),
+            "missing": ("present", "verified", "deleted"),
+            "failed": ("pending", "deleted"),
+            "deletion_pending": ("deleted", "verified"),
+            "deleted": (),
+        },
+        _C,
+    ),
+    _P: _machine(
+        {
+            "planned": ("building",),
+            "building": ("built", "failed", "planned"),
+            "built": ("transferring", "archiving", "failed"),
+            "transferring": ("transferred", "failed", "built"),
+            "transferred": ("archiving", "failed"),
+            "archiving": ("archived", "failed", "transferred"),
+            "archived": (),
+            "failed": ("planned",),
+        },
+        _P,
+    ),
+    _T: _machine(
+        {
+            "pending": ("submitted", "cancelled"),
+            "submitted": ("running", "retry_wait", "failed", "cancelled"),
+            "running": ("verifying", "succeeded", "retry_wait", "failed", "cancelled"),
+            "verifying": ("succeeded", "retry_wait", "failed", "cancelled"),
+            "retry_wait": ("submitted", "failed", "cancelled"),
+            "succeeded": (),
+            "failed": (),
+            "cancelled": (),
+        },
+        _T,
+    ),
+    _S: _machine(
+        {
+            "pending": ("submitted", "cancelled"),
+            "submitted": ("staging", "retry_wait", "failed", "cancelled"),
+            "staging": ("staged", "retry_wait", "failed", "cancelled"),
+            "retry_wait": ("submitted", "failed", "cancelled"),
+            "staged": ("released",),
+            "released": (),
+            "failed": (),
+            "cancelled": (),
+        },
+        _S,
+    ),
+}
+
+
+def allowed_next(state: enum.StrEnum) -> frozenset[enum.StrEnum]:
+    """The states that ``state`` may move to."""
+    return TRANSITIONS[type(state)][state]
+
+
+def is_final(state: enum.StrEnum) -> bool:
+    return not allowed_next(state)
+
+
+def check_transition(old: enum.StrEnum, new: enum.StrEnum) -> None:
+    """Raise :class:`InvalidStateTransition` unless ``old → new`` is allowed."""
+    if type(old) is not type(new):
+        raise InvalidStateTransition(
+            f"cannot move a {type(old).__name__} to a {type(new).__name__}"
+        )
+    if new not in allowed_next(old):
+        raise InvalidStateTransition(
+            f"{type(old).__name__}: {old.value} → {new.value} is not allowed"
+        )

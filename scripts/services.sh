@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Start, stop and describe the real services the ccat-hpc test suite runs against.
+#
+#   scripts/services.sh up     start every service (idempotent: a running one is left alone)
+#   scripts/services.sh down   stop what `up` started (by PID file, nothing else)
+#   scripts/services.sh env    print `export` lines with the services' URLs
+#   scripts/services.sh status one line per service
+#
+# Services (this release): PostgreSQL (ops-db), as a throwaway cluster.
+# Everything lives below $CCAT_HPC_SERVICES_DIR (default /tmp/ccat-hpc-services).
+# Ports: $CCAT_HPC_PG_PORT (default 55432).
+set -euo pipefail
+
+SERVICES_DIR="${CCAT_HPC_SERVICES_DIR:-${TMPDIR:-/tmp}/ccat-hpc-services}"
+PG_PORT="${CCAT_HPC_PG_PORT:-55432}"
+PG_DIR="$SERVICES_DIR/postgres"
+
+log() { echo "services: $*" >&2; }
+
+pg_bindir() {
+    local candidate
+    for candidate in "${CCAT_HPC_PG_BINDIR:-}" /usr/lib/postgresql/*/bin; do
+        if [ -n "$candidate" ] && [ -x "$candidate/initdb" ]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_postgres_installed() {
+    if pg_bindir >/dev/null; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        log "PostgreSQL server binaries not found; install Debian's 'postgresql' package (needs root)"
+        exit 1
+    fi
+    log "installing PostgreSQL from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+}
+
+# Run a PostgreSQL tool as the cluster's owner: `postgres` when we are root
+# (initdb refuses root), else ourselves.
+as_pg_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        su postgres -s /bin/sh -c "$*"
+    else
+        sh -c "$*"
+    fi
+}
+
+pg_running() {
+    local bindir
+    bindir="$(pg_bindir)" || return 1
+    [ -f "$PG_DIR/data/postmaster.pid" ] && \
+        "$bindir/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null
+}
+
+postgres_up() {
+    ensure_postgres_installed
+    local bindir
+    bindir="$(pg_bindir)"
+    if pg_running; then
+        log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+        return 0
+    fi
+    mkdir -p "$PG_DIR"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$PG_DIR"
+    fi
+    if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+        as_pg_owner "'$bindir/initdb' -D '$PG_DIR/data' -U postgres -A trust -E UTF8 --locale=C.UTF-8 -N >'$PG_DIR/initdb.log' 2>&1"
+    fi
+    as_pg_owner "'$bindir/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/server.log' -w -t 60 \
+        -o \"-p $PG_PORT -k '$PG_DIR' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" start >/dev/null"
+    log "PostgreSQL started on 127.0.0.1:$PG_PORT (data in $PG_DIR/data)"
+}
+
+postgres_down() {
+    local bindir
+    bindir="$(pg_bindir)" || return 0
+    if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        as_pg_owner "'$bindir/pg_ctl' -D '$PG_DIR/data' -m fast -w stop >/dev/null" || true
+        log "PostgreSQL stopped"
+    fi
+}
+
+print_env() {
+    echo "export CCAT_HPC_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"
+}
+
+print_status() {
+    if pg_running; then
+        echo "postgres: running on 127.0.0.1:$PG_PORT"
+    else
+        echo "postgres: stopped"
+    fi
+}
+
+case "${1:-}" in
+    up) mkdir -p "$SERVICES_DIR"; postgres_up ;;
+    down) postgres_down ;;
+    env) print_env ;;
+    status) print_status ;;
+    *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+esac
