@@ -1,0 +1,1 @@
+"""The observational catalog an instrument team needs before it can file data."""

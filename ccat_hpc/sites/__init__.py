@@ -1,0 +1,1 @@
+"""Site configs: sites, data locations, routes, retention and Slurm profiles."""

@@ -1,0 +1,190 @@
+"""The site config file format (``site_configs/*.yaml``), as validated models.
+
+One file describes one site: its DataLocations, the routes that start there, the
+retention policy per location type, and the Slurm profile per job kind. See
+``site_configs/chile.yaml`` for a documented example.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ccat_hpc.db.states import LocationType, RouteType, StorageType
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+
+#: Job kinds a Slurm profile may be given for ("default" applies to all others).
+JOB_KINDS = frozenset(
+    {
+        "default",
+        "watch",
+        "scheduler",
+        "checksum",
+        "package",
+        "bundle",
+        "transfer",
+        "archive",
+        "stage",
+        "cleanup",
+        "verify",
+        "noop",
+        "mpi",
+    }
+)
+
+_SLURM_TIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$|^\d+$")
+_SLURM_MEM = re.compile(r"^\d+[KMGT]?$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(Strict):
+    name: Name
+    short_name: str = ""
+    description: str = ""
+    geographic_location: str = ""
+
+
+class S3Settings(Strict):
+    endpoint_url: str = Field(min_length=1)
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = ""
+    region: str = ""
+
+
+class TapeSettings(Strict):
+    library: str = Field(min_length=1)
+    mount_path: str = ""
+
+
+class LocationConfig(Strict):
+    """One DataLocation. ``storage`` picks which of path / s3 / tape applies."""
+
+    name: Name
+    type: LocationType
+    storage: StorageType
+    priority: int = 0
+    active: bool = True
+    description: str = ""
+    instrument: str | None = None
+    retention_days: int | None = Field(default=None, ge=0)
+    archive: str | None = None
+    path: str | None = None
+    host: str = ""
+    s3: S3Settings | None = None
+    tape: TapeSettings | None = None
+
+    @model_validator(mode="after")
+    def _storage_settings_present(self) -> LocationConfig:
+        if self.storage is StorageType.DISK:
+            if not self.path:
+                raise ValueError("a disk location needs 'path'")
+            if not PurePosixPath(self.path).is_absolute():
+                raise ValueError(f"path must be absolute, got {self.path!r}")
+        if self.storage is StorageType.S3 and self.s3 is None:
+            raise ValueError("an s3 location needs an 's3' block (endpoint_url, bucket)")
+        if self.storage is StorageType.TAPE and self.tape is None:
+            raise ValueError("a tape location needs a 'tape' block (library)")
+        if self.type is LocationType.LONG_TERM_ARCHIVE and self.retention_days is not None:
+            raise ValueError("a LONG_TERM_ARCHIVE location keeps data forever: no retention_days")
+        return self
+
+
+class RouteConfig(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: Name
+    from_site: Name = Field(alias="from")
+    to_site: Name = Field(alias="to")
+    type: RouteType = RouteType.DIRECT
+    via: Name | None = None
+    from_location: Name | None = None
+    to_location: Name | None = None
+    method: str = "rsync"
+    priority: int = 0
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _shape_matches_type(self) -> RouteConfig:
+        if self.from_site == self.to_site:
+            raise ValueError("a route must go to another site")
+        if (self.type is RouteType.RELAY) != (self.via is not None):
+            raise ValueError("'via' is required for a relay route and only allowed there")
+        if self.type is RouteType.CUSTOM and not (self.from_location and self.to_location):
+            raise ValueError("a custom route names 'from_location' and 'to_location'")
+        return self
+
+
+class RetentionPolicy(Strict):
+    """How long copies stay at a location type once a verified LTA copy exists."""
+
+    keep_days: int | None = Field(default=None, ge=0)
+
+
+class SlurmProfile(Strict):
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    ntasks: int = Field(default=1, ge=1)
+    cpus_per_task: int = Field(default=1, ge=1)
+    mem: str = "2G"
+    time: str = "01:00:00"
+    array_throttle: int | None = Field(default=None, ge=1)
+    extra_sbatch: list[str] = []
+    setup: list[str] = []
+
+    @field_validator("mem")
+    @classmethod
+    def _mem(cls, value: str) -> str:
+        if not _SLURM_MEM.match(value):
+            raise ValueError(f"memory must look like 4000, 500M or 16G, got {value!r}")
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        if not _SLURM_TIME.match(value):
+            raise ValueError(f"time must look like 30, 01:00:00 or 2-00:00:00, got {value!r}")
+        return value
+
+
+class ArchiveConfig(Strict):
+    name: Name
+    description: str = ""
+
+
+class SiteConfig(Strict):
+    site: SiteInfo
+    locations: list[LocationConfig] = []
+    routes: list[RouteConfig] = []
+    archives: list[ArchiveConfig] = []
+    retention: dict[LocationType, RetentionPolicy] = {}
+    slurm_profiles: dict[str, SlurmProfile] = {}
+
+    @field_validator("slurm_profiles")
+    @classmethod
+    def _known_job_kinds(cls, value: dict[str, SlurmProfile]) -> dict[str, SlurmProfile]:
+        unknown = sorted(set(value) - JOB_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown job kind(s) {', '.join(unknown)}; known: {', '.join(sorted(JOB_KINDS))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SiteConfig:
+        for kind, names in (
+            ("location", [loc.name for loc in self.locations]),
+            ("route", [r.name for r in self.routes]),
+        ):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate {kind} name(s): {', '.join(duplicates)}")
+        return self

@@ -1,0 +1,60 @@
+"""Reading YAML config files into validated models, with errors that name file and key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ccat_hpc.envsubst import SubstitutionError, expand_tree
+from ccat_hpc.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """``('locations', 2, 'path')`` → ``locations[2].path``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top>"
+
+
+def describe_validation_error(source: str, error: ValidationError) -> str:
+    problems = [
+        f"{format_location(item['loc'])}: {item['msg']}" for item in error.errors(include_url=False)
+    ]
+    return f"{source}: " + "; ".join(problems)
+
+
+def load_model(path: Path, model: type[ModelT], env: Mapping[str, str] | None = None) -> ModelT:
+    """Parse ``path``, substitute environment variables, validate against ``model``."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        expanded = expand_tree(raw, os.environ if env is None else env)
+    except SubstitutionError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return model.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(str(path), exc)) from None
