@@ -1,0 +1,1 @@
+"""The ``ccat-hpc`` command line."""

@@ -1,0 +1,77 @@
+"""``ccat-hpc demo``: the main job end to end on the embedded default (SQLite + folders)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ccat_hpc.catalog.loader import example_catalog_path, load_catalog_file
+from ccat_hpc.cli.context import AppContext, pass_app
+from ccat_hpc.config import DB_ENV_VAR, redact_url
+from ccat_hpc.db import migrate
+from ccat_hpc.db.session import transaction
+from ccat_hpc.pipeline.intake import watch_once
+from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
+from ccat_hpc.status import collect_status, render_status
+from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+
+DEMO_OBSERVATIONS = (
+    ("PrimeCam", "280GHz", "ECDFS-deep-001", "chile-source-primecam"),
+    ("CHAI", "LFA", "OrionKL-map-001", "chile-source-chai"),
+)
+
+
+def _step(text: str) -> None:
+    click.secho(f"==> {text}", bold=True)
+
+
+def _demo_environment(workdir: Path) -> None:
+    os.environ.setdefault("CCAT_DATA_ROOT", str(workdir / "data"))
+    os.environ.setdefault("CCAT_ARCHIVE_STORAGE", "disk")
+
+
+@click.command()
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-run"),
+    show_default=True,
+    help="Folder for the demo's database, data and manifests.",
+)
+@click.option("--files", "file_count", default=20, show_default=True, help="Files per observation.")
+@click.option("--file-size", default=1_000_000, show_default=True, help="Bytes per file.")
+@pass_app
+def demo(app: AppContext, workdir: Path, file_count: int, file_size: int) -> None:
+    """Set up ops-db, load sites and catalog, observe, file through the watcher, show status."""
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    _demo_environment(workdir)
+    if app.db_option is None and DB_ENV_VAR not in os.environ:
+        app.db_option = str(workdir / "ccat-hpc.sqlite")
+    _step(f"ops-db at {redact_url(app.db_url)}: migrating to the newest schema")
+    migrate.upgrade(app.engine())
+    factory = app.sessions()
+    _step(f"loading site configs (data below {os.environ['CCAT_DATA_ROOT']})")
+    with transaction(factory) as session:
+        click.echo(load_site_configs(session, read_site_configs(shipped_site_configs())).summary())
+    _step("loading the FYST example catalog")
+    with transaction(factory) as session:
+        click.echo(load_catalog_file(session, example_catalog_path()).summary())
+    inbox = workdir / "manifests"
+    data_root = Path(os.environ["CCAT_DATA_ROOT"])
+    for instrument, module, obs_unit, location in DEMO_OBSERVATIONS:
+        _step(f"observing {obs_unit} with {instrument}/{module}: {file_count} files")
+        spec = SyntheticObservation(instrument, module, obs_unit, location, file_count, file_size)
+        root = data_root / location
+        root.mkdir(parents=True, exist_ok=True)
+        drop_manifest(write_observation(spec, root), inbox)
+    _step(f"manifest watcher: one pass over {inbox}")
+    outcomes = watch_once(factory, inbox, stable_seconds=0.0)
+    for outcome in outcomes:
+        click.echo(f"{outcome.status} {outcome.path.name}: {outcome.message}")
+    _step("status")
+    with transaction(factory) as session:
+        click.echo(render_status(collect_status(session)))
+    app.close()

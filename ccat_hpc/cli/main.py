@@ -1,0 +1,100 @@
+"""Entry point of ``ccat-hpc``: global options and the error boundary.
+
+Domain errors become one line on stderr and the exit code of their class
+(see ccat_hpc.errors); ``--verbose`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from ccat_hpc import __version__
+from ccat_hpc.cli.catalog_cmds import catalog
+from ccat_hpc.cli.context import AppContext
+from ccat_hpc.cli.db_cmds import db
+from ccat_hpc.cli.demo_cmds import demo
+from ccat_hpc.cli.file_cmds import file_command, simulate_observation, watch_command
+from ccat_hpc.cli.sites_cmds import sites
+from ccat_hpc.cli.status_cmds import status
+from ccat_hpc.config import DB_ENV_VAR, redact_url
+from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "db_option",
+    metavar="URL",
+    help=(
+        f"ops-db URL (postgresql://… or a SQLite file); default ${DB_ENV_VAR} or ./ccat-hpc.sqlite"
+    ),
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(__version__, prog_name="ccat-hpc")
+@click.pass_context
+def cli(ctx: click.Context, db_option: str | None, verbose: bool) -> None:
+    """ccat-hpc: the CCAT data center — ops-db, filing, packaging, transfer, archive, staging."""
+    app = ctx.ensure_object(AppContext)
+    app.db_option, app.verbose = db_option, verbose
+    ctx.call_on_close(app.close)
+
+
+for command in (
+    db,
+    sites,
+    catalog,
+    file_command,
+    watch_command,
+    status,
+    demo,
+    simulate_observation,
+):
+    cli.add_command(command)
+
+
+_SCHEMA_HINTS = ("no such table", "no such column", "does not exist")
+
+
+def db_error_line(exc: OperationalError, url: str) -> str:
+    """One line for an operational database error, with a hint for an old schema."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    hint = ""
+    if any(marker in reason for marker in _SCHEMA_HINTS):
+        hint = " (is the schema current? run `ccat-hpc db upgrade`)"
+    return f"cannot use ops-db at {redact_url(url)}: {reason}{hint}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
+    app = AppContext(db_option=None)
+    try:
+        code = cli.main(args=args, prog_name="ccat-hpc", standalone_mode=False, obj=app)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except CcatHpcError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except OperationalError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {db_error_line(exc, app.db_url)}", err=True)
+        code = DatabaseUnavailable.exit_code
+    except Exception as exc:  # the CLI boundary: anything else is a bug, said in one line
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose)", err=True)
+        code = 70
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,1 @@
+"""The data flow, step by step: manifest, filing, checksum, packaging, ... cleanup."""

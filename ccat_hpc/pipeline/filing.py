@@ -1,0 +1,243 @@
+"""Filing: a validated manifest becomes rows in ops-db, all or nothing.
+
+One manifest = one execution × one instrument module. Filing creates the
+ExecutedObsUnit (unless another module's manifest already did), the RawDataFiles,
+their PhysicalCopies at the SOURCE location and a FiledManifest audit row. Filing
+the same content again is a no-op; different content for the same execution and
+module, or an execution whose obs unit, times or status disagree with what was
+filed, is a conflict. Functions here take a session and never commit.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.models import (
+    DataLocation,
+    DiskDataLocation,
+    ExecutedObsUnit,
+    FiledManifest,
+    Instrument,
+    InstrumentModule,
+    ObsUnit,
+    RawDataFile,
+    RawDataFilePhysicalCopy,
+    SystemLog,
+)
+from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState
+from ccat_hpc.errors import ManifestConflict, ManifestError
+from ccat_hpc.pipeline.manifest import ExecutionInfo, Manifest
+from ccat_hpc.pipeline.source_check import check_source_files
+
+
+@dataclass(frozen=True)
+class FilingResult:
+    execution_id: str
+    file_count: int
+    total_bytes: int
+    created: bool  # False: the identical manifest was already filed
+
+
+@dataclass(frozen=True)
+class References:
+    instrument: Instrument
+    module: InstrumentModule
+    obs_unit: ObsUnit
+    location: DiskDataLocation
+
+
+def resolve_references(session: Session, manifest: Manifest) -> References:
+    """Find the catalog rows and SOURCE location the manifest names; they must match."""
+    instrument = session.scalars(select(Instrument).filter_by(name=manifest.instrument)).first()
+    if instrument is None:
+        raise ManifestError(f"instrument: unknown instrument {manifest.instrument!r}")
+    module = session.scalars(
+        select(InstrumentModule).filter_by(
+            instrument_id=instrument.id, name=manifest.instrument_module
+        )
+    ).first()
+    if module is None:
+        raise ManifestError(
+            f"instrument_module: {instrument.name} has no module {manifest.instrument_module!r}"
+        )
+    obs_unit = session.scalars(select(ObsUnit).filter_by(name=manifest.obs_unit)).first()
+    if obs_unit is None:
+        raise ManifestError(f"obs_unit: unknown obs unit {manifest.obs_unit!r}")
+    if obs_unit.instrument_id != instrument.id:
+        raise ManifestError(
+            f"obs_unit: {obs_unit.name!r} is observed with {obs_unit.instrument.name}, "
+            f"not {instrument.name}"
+        )
+    location = _source_location(session, manifest.location, instrument.name)
+    return References(instrument, module, obs_unit, location)
+
+
+def _source_location(session: Session, name: str, instrument_name: str) -> DiskDataLocation:
+    location = session.scalars(select(DataLocation).filter_by(name=name)).first()
+    if location is None:
+        raise ManifestError(f"location: unknown location {name!r}")
+    if location.location_type is not LocationType.SOURCE:
+        raise ManifestError(f"location: {name!r} is a {location.location_type}, not a SOURCE")
+    if not isinstance(location, DiskDataLocation):
+        raise ManifestError(f"location: {name!r} is not folder-backed storage")
+    if not location.active:
+        raise ManifestError(f"location: {name!r} is not active")
+    if location.instrument_name and location.instrument_name != instrument_name:
+        raise ManifestError(
+            f"location: {name!r} holds {location.instrument_name} data, not {instrument_name}"
+        )
+    return location
+
+
+def execution_differences(
+    existing: ExecutedObsUnit, info: ExecutionInfo, obs_unit_id: int
+) -> list[str]:
+    """Fields in which a manifest disagrees with an already filed execution (pure)."""
+    differences = []
+    if existing.obs_unit_id != obs_unit_id:
+        differences.append("obs_unit")
+    if existing.start_time != info.start_time:
+        differences.append("start_time")
+    if existing.end_time != info.end_time:
+        differences.append("end_time")
+    if existing.status != info.status:
+        differences.append("status")
+    return differences
+
+
+def file_manifest(
+    session: Session, manifest: Manifest, digest: str, source_name: str = ""
+) -> FilingResult:
+    """File one validated manifest in the caller's transaction."""
+    refs = resolve_references(session, manifest)
+    execution_id = manifest.executed_obs_unit.id
+    previous = session.scalars(
+        select(FiledManifest).filter_by(
+            executed_obs_unit_id=execution_id, instrument_module_id=refs.module.id
+        )
+    ).first()
+    if previous is not None:
+        if previous.digest != digest:
+            raise ManifestConflict(
+                f"execution {execution_id} ({refs.instrument.name}/{refs.module.name}) was "
+                f"already filed from {previous.source_name or 'another manifest'} with "
+                "different content"
+            )
+        return FilingResult(str(execution_id), previous.file_count, previous.total_bytes, False)
+    existing = session.get(ExecutedObsUnit, execution_id)
+    if existing is not None:
+        differences = execution_differences(existing, manifest.executed_obs_unit, refs.obs_unit.id)
+        if differences:
+            raise ManifestConflict(
+                f"execution {execution_id} was already filed with different "
+                f"{', '.join(differences)}"
+            )
+    check_source_files(Path(refs.location.path), manifest.files)
+    if existing is None:
+        session.add(_new_execution(manifest, refs))
+        session.flush()
+    _insert_files(session, manifest, refs)
+    _record(session, manifest, refs, digest, source_name)
+    return FilingResult(str(execution_id), len(manifest.files), manifest.total_bytes, True)
+
+
+def _new_execution(manifest: Manifest, refs: References) -> ExecutedObsUnit:
+    info = manifest.executed_obs_unit
+    return ExecutedObsUnit(
+        id=info.id,
+        obs_unit_id=refs.obs_unit.id,
+        start_time=info.start_time,
+        end_time=info.end_time,
+        status=info.status,
+        mean_pwv_mm=info.mean_pwv_mm,
+        mean_elevation_deg=info.mean_elevation_deg,
+        extra_metadata=info.extra() | {"manifest": manifest.extra()},
+    )
+
+
+def file_rows(manifest: Manifest, module_id: int) -> list[dict[str, Any]]:
+    """Insert parameters of the RawDataFile rows of a manifest (pure)."""
+    now = utcnow()
+    rows = []
+    for entry in manifest.files:
+        name = posixpath.basename(entry.path)
+        rows.append(
+            {
+                "name": name,
+                "relative_path": entry.path,
+                "size": entry.size,
+                "checksum": entry.xxh3_128,
+                "checksum_algorithm": "xxh3_128",
+                "file_type": posixpath.splitext(name)[1].lstrip(".").lower(),
+                "state": RawDataFileState.FILED,
+                "executed_obs_unit_id": manifest.executed_obs_unit.id,
+                "instrument_module_id": module_id,
+                "extra_metadata": entry.extra() or None,
+                "created_at": now,
+            }
+        )
+    return rows
+
+
+def _insert_files(session: Session, manifest: Manifest, refs: References) -> None:
+    taken = set(
+        session.scalars(
+            select(RawDataFile.relative_path).filter_by(
+                executed_obs_unit_id=manifest.executed_obs_unit.id
+            )
+        )
+    )
+    clashes = [entry.path for entry in manifest.files if entry.path in taken]
+    if clashes:
+        raise ManifestConflict(
+            f"files {clashes[0]!r} ({len(clashes)} in all) were already filed for execution "
+            f"{manifest.executed_obs_unit.id} by another module's manifest"
+        )
+    statement = insert(RawDataFile).returning(RawDataFile.id, sort_by_parameter_order=True)
+    file_ids = session.scalars(statement, file_rows(manifest, refs.module.id)).all()
+    now = utcnow()
+    copies = [
+        {
+            "data_location_id": refs.location.id,
+            "state": PhysicalCopyState.PRESENT,
+            "raw_data_file_id": file_id,
+            "created_at": now,
+        }
+        for file_id in file_ids
+    ]
+    session.execute(insert(RawDataFilePhysicalCopy), copies)
+
+
+def _record(
+    session: Session, manifest: Manifest, refs: References, digest: str, source_name: str
+) -> None:
+    session.add(
+        FiledManifest(
+            executed_obs_unit_id=manifest.executed_obs_unit.id,
+            instrument_module_id=refs.module.id,
+            data_location_id=refs.location.id,
+            digest=digest,
+            source_name=source_name,
+            file_count=len(manifest.files),
+            total_bytes=manifest.total_bytes,
+        )
+    )
+    session.add(
+        SystemLog(
+            source="filing",
+            message=(
+                f"filed {len(manifest.files)} files ({manifest.total_bytes} bytes) of "
+                f"{refs.instrument.name}/{refs.module.name} execution "
+                f"{manifest.executed_obs_unit.id}"
+            ),
+            details={"manifest": source_name, "location": refs.location.name},
+        )
+    )
+    session.flush()

@@ -1,0 +1,129 @@
+"""What ops-db holds right now: counts by state and location (``ccat-hpc status``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ccat_hpc.db.models import (
+    DataLocation,
+    DataTransfer,
+    DataTransferPackage,
+    DataTransferPackagePhysicalCopy,
+    ExecutedObsUnit,
+    LongTermArchiveTransfer,
+    PhysicalCopy,
+    RawDataFile,
+    RawDataFilePhysicalCopy,
+    RawDataPackage,
+    RawDataPackagePhysicalCopy,
+    StagingJob,
+)
+
+
+def _counts(session: Session, column: Any) -> dict[str, int]:
+    rows = session.execute(select(column, func.count()).group_by(column)).all()
+    return {str(key): int(count) for key, count in sorted(rows, key=lambda r: str(r[0]))}
+
+
+def _file_counts(session: Session) -> dict[str, dict[str, int]]:
+    rows = session.execute(
+        select(
+            RawDataFile.state, func.count(), func.coalesce(func.sum(RawDataFile.size), 0)
+        ).group_by(RawDataFile.state)
+    ).all()
+    return {str(s): {"count": int(c), "bytes": int(b)} for s, c, b in sorted(rows)}
+
+
+def _copy_counts(session: Session) -> list[dict[str, Any]]:
+    file_copy = RawDataFilePhysicalCopy.__table__
+    package_copy = RawDataPackagePhysicalCopy.__table__
+    transfer_copy = DataTransferPackagePhysicalCopy.__table__
+    size = func.coalesce(RawDataFile.size, RawDataPackage.size, DataTransferPackage.size, 0)
+    rows = session.execute(
+        select(
+            DataLocation.name,
+            PhysicalCopy.type,
+            PhysicalCopy.state,
+            func.count(),
+            func.coalesce(func.sum(size), 0),
+        )
+        .select_from(PhysicalCopy)
+        .join(DataLocation, DataLocation.id == PhysicalCopy.data_location_id)
+        .outerjoin(file_copy, file_copy.c.id == PhysicalCopy.id)
+        .outerjoin(RawDataFile, RawDataFile.id == file_copy.c.raw_data_file_id)
+        .outerjoin(package_copy, package_copy.c.id == PhysicalCopy.id)
+        .outerjoin(RawDataPackage, RawDataPackage.id == package_copy.c.raw_data_package_id)
+        .outerjoin(transfer_copy, transfer_copy.c.id == PhysicalCopy.id)
+        .outerjoin(
+            DataTransferPackage,
+            DataTransferPackage.id == transfer_copy.c.data_transfer_package_id,
+        )
+        .group_by(DataLocation.name, PhysicalCopy.type, PhysicalCopy.state)
+        .order_by(DataLocation.name, PhysicalCopy.type, PhysicalCopy.state)
+    ).all()
+    return [
+        {"location": loc, "kind": kind, "state": str(state), "count": int(n), "bytes": int(b)}
+        for loc, kind, state, n, b in rows
+    ]
+
+
+def collect_status(session: Session) -> dict[str, Any]:
+    """A JSON-ready snapshot of ops-db."""
+    return {
+        "executed_obs_units": _counts(session, ExecutedObsUnit.status),
+        "raw_data_files": _file_counts(session),
+        "raw_data_packages": _counts(session, RawDataPackage.state),
+        "data_transfer_packages": _counts(session, DataTransferPackage.state),
+        "data_transfers": _counts(session, DataTransfer.state),
+        "long_term_archive_transfers": _counts(session, LongTermArchiveTransfer.state),
+        "staging_jobs": _counts(session, StagingJob.state),
+        "physical_copies": _copy_counts(session),
+    }
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def _section(title: str, counts: dict[str, int]) -> list[str]:
+    total = sum(counts.values())
+    detail = ", ".join(f"{state} {n}" for state, n in counts.items())
+    return [f"{title:<28} {total:>8}" + (f"   ({detail})" if detail else "")]
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The snapshot as a short text report for operators."""
+    lines = _section("executed obs units", status["executed_obs_units"])
+    files = status["raw_data_files"]
+    file_total = sum(v["count"] for v in files.values())
+    byte_total = sum(v["bytes"] for v in files.values())
+    detail = ", ".join(f"{s} {v['count']}" for s, v in files.items())
+    lines.append(
+        f"{'raw data files':<28} {file_total:>8}   {human_bytes(byte_total)}"
+        + (f"   ({detail})" if detail else "")
+    )
+    for key, title in (
+        ("raw_data_packages", "raw data packages"),
+        ("data_transfer_packages", "data transfer packages"),
+        ("data_transfers", "data transfers"),
+        ("long_term_archive_transfers", "long-term archive transfers"),
+        ("staging_jobs", "staging jobs"),
+    ):
+        lines += _section(title, status[key])
+    lines.append("")
+    lines.append("physical copies by location:")
+    if not status["physical_copies"]:
+        lines.append("  (none)")
+    for row in status["physical_copies"]:
+        lines.append(
+            f"  {row['location']:<28} {row['kind']:<22} {row['state']:<17} "
+            f"{row['count']:>8}   {human_bytes(row['bytes'])}"
+        )
+    return "\n".join(lines)
