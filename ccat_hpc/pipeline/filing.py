@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.bulk import allocate_ids, insert_rows
 from ccat_hpc.db.models import (
     DataLocation,
     DiskDataLocation,
@@ -27,6 +28,7 @@ from ccat_hpc.db.models import (
     Instrument,
     InstrumentModule,
     ObsUnit,
+    PhysicalCopy,
     RawDataFile,
     RawDataFilePhysicalCopy,
     SystemLog,
@@ -200,19 +202,34 @@ def _insert_files(session: Session, manifest: Manifest, refs: References) -> Non
             f"files {clashes[0]!r} ({len(clashes)} in all) were already filed for execution "
             f"{manifest.executed_obs_unit.id} by another module's manifest"
         )
-    statement = insert(RawDataFile).returning(RawDataFile.id, sort_by_parameter_order=True)
-    file_ids = session.scalars(statement, file_rows(manifest, refs.module.id)).all()
+    rows = file_rows(manifest, refs.module.id)
+    file_ids = allocate_ids(session, RawDataFile, len(rows))
+    for row, file_id in zip(rows, file_ids, strict=True):
+        row["id"] = file_id
+    insert_rows(session, RawDataFile, rows)
+    _insert_source_copies(session, file_ids, refs.location.id)
+
+
+def _insert_source_copies(session: Session, file_ids: list[int], location_id: int) -> None:
+    """One PRESENT RawDataFilePhysicalCopy per file (base and subclass rows)."""
+    copy_ids = allocate_ids(session, PhysicalCopy, len(file_ids))
     now = utcnow()
-    copies = [
+    base = [
         {
-            "data_location_id": refs.location.id,
+            "id": copy_id,
+            "type": RawDataFilePhysicalCopy.__mapper__.polymorphic_identity,
+            "data_location_id": location_id,
             "state": PhysicalCopyState.PRESENT,
-            "raw_data_file_id": file_id,
             "created_at": now,
         }
-        for file_id in file_ids
+        for copy_id in copy_ids
     ]
-    session.execute(insert(RawDataFilePhysicalCopy), copies)
+    insert_rows(session, PhysicalCopy, base)
+    links = [
+        {"id": copy_id, "raw_data_file_id": file_id}
+        for copy_id, file_id in zip(copy_ids, file_ids, strict=True)
+    ]
+    insert_rows(session, RawDataFilePhysicalCopy, links)
 
 
 def _record(

@@ -40,7 +40,9 @@ def test_shipped_configs_are_valid_and_use_the_data_root() -> None:
 def test_archive_storage_can_be_a_folder() -> None:
     env = {"CCAT_DATA_ROOT": "/srv/ccat", "CCAT_ARCHIVE_STORAGE": "disk"}
     configs = read_site_configs(shipped_site_configs(), env)
-    archive = next(loc for c in configs for loc in c.config.locations if loc.name == "cologne-archive")
+    archive = next(
+        loc for c in configs for loc in c.config.locations if loc.name == "cologne-archive"
+    )
     assert archive.storage == "disk" and archive.path == "/srv/ccat/cologne-archive"
 
 
@@ -69,7 +71,7 @@ def test_bad_configs_name_file_key_and_problem(tmp_path: Path, text: str, messag
 
 
 def test_unset_variable_names_file_key_and_variable(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL.replace("/data/test-buffer", "\"${SCRATCH}/b\""))
+    path = write(tmp_path, MINIMAL.replace("/data/test-buffer", '"${SCRATCH}/b"'))
     with pytest.raises(ConfigError, match=r"site.yaml: locations\[0\]\.path: .*SCRATCH"):
         load_model(path, SiteConfig, {})
 
@@ -77,7 +79,8 @@ def test_unset_variable_names_file_key_and_variable(tmp_path: Path) -> None:
 def test_duplicate_location_across_files(tmp_path: Path) -> None:
     a = write(tmp_path, MINIMAL, "a.yaml")
     b = write(tmp_path, MINIMAL.replace("testsite", "othersite"), "b.yaml")
-    with pytest.raises(ConfigError, match="b.yaml: locations\\[0\\].name: 'test-buffer' is also defined"):
+    expected = r"b\.yaml: locations\[0\]\.name: 'test-buffer' is also defined"
+    with pytest.raises(ConfigError, match=expected):
         read_site_configs([a, b], {})
 
 

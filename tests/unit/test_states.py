@@ -40,7 +40,9 @@ def test_allowed_and_forbidden_transitions() -> None:
 
 
 def test_copies_are_only_deleted_through_deletion_pending() -> None:
-    sources = [s for s, nxt in TRANSITIONS[PhysicalCopyState].items() if PhysicalCopyState.DELETED in nxt]
+    sources = [
+        s for s, nxt in TRANSITIONS[PhysicalCopyState].items() if PhysicalCopyState.DELETED in nxt
+    ]
     assert set(sources) == {
         PhysicalCopyState.DELETION_PENDING,
         PhysicalCopyState.MISSING,

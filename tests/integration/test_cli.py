@@ -1,0 +1,182 @@
+"""The ccat-hpc command line, run as operators run it, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ccat_hpc.catalog.loader import example_catalog_path
+from ccat_hpc.cli.main import main
+from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from tests.conftest import REPO
+
+SITES = [str(REPO / "site_configs/chile.yaml"), str(REPO / "site_configs/cologne.yaml")]
+
+
+class InProcess:
+    """Runs ``ccat-hpc`` through its real entry point (``main``) inside the test process."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(
+        self,
+        db_url: str | None,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = (["--db", db_url] if db_url else []) + list(args)
+        saved_env, saved_cwd = os.environ.copy(), os.getcwd()
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        self.capsys.readouterr()
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                main(argv)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_env)
+            os.chdir(saved_cwd)
+        out, err = self.capsys.readouterr()
+        return subprocess.CompletedProcess(argv, int(exit_info.value.code or 0), out, err)
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> InProcess:
+    return InProcess(capsys)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+def test_operator_chain_from_empty_database(
+    run: InProcess, empty_db_url: str, data_root: Path, tmp_path: Path
+) -> None:
+    upgrade = run(empty_db_url, "db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    current = run(empty_db_url, "db", "current")
+    assert "(up to date)" in current.stdout
+    loaded = run(empty_db_url, "sites", "load", *SITES)
+    assert loaded.returncode == 0 and "created" in loaded.stdout
+    again = run(empty_db_url, "sites", "load", *SITES)
+    assert again.stdout.strip().endswith("unchanged") and "created" not in again.stdout
+    catalog = run(empty_db_url, "catalog", "load", str(example_catalog_path()))
+    assert catalog.returncode == 0, catalog.stderr
+    spec = SyntheticObservation("CHAI", "HFA", "OrionKL-map-001", "chile-source-chai", 4, 50)
+    manifest = drop_manifest(write_observation(spec, data_root / spec.location), tmp_path)
+    filed = run(empty_db_url, "file", str(manifest))
+    assert filed.returncode == 0 and filed.stdout.startswith("filed "), filed.stderr
+    listing = run(empty_db_url, "sites", "list")
+    assert "chile-source-chai" in listing.stdout and "route chile-to-cologne" in listing.stdout
+    status = json.loads(run(empty_db_url, "status", "--json").stdout)
+    assert status["executed_obs_units"] == {"success": 1}
+    assert status["raw_data_files"]["filed"] == {"count": 4, "bytes": 200}
+    assert status["physical_copies"][0]["location"] == "chile-source-chai"
+    text = run(empty_db_url, "status").stdout
+    assert "raw data files" in text and "chile-source-chai" in text
+    down = run(empty_db_url, "db", "downgrade", "base")
+    assert down.returncode == 0 and "base (empty)" in down.stdout
+
+
+def test_bad_site_config_is_one_line_and_changes_nothing(
+    run: InProcess, empty_db_url: str, data_root: Path, tmp_path: Path
+) -> None:
+    assert run(empty_db_url, "db", "upgrade").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(SITES[0]).read_text().replace("type: BUFFER", "type: BUFFR"))
+    result = run(empty_db_url, "sites", "load", str(bad), SITES[1])
+    assert result.returncode == 3
+    line = one_line_error(result)
+    assert "bad.yaml" in line and "locations[2].type" in line
+    status = json.loads(run(empty_db_url, "status", "--json").stdout)
+    assert status["physical_copies"] == []
+    checked = run(empty_db_url, "sites", "load", "--check", *SITES)
+    assert checked.returncode == 0 and "2 site config(s) valid" in checked.stdout
+
+
+def test_rejected_manifest_exit_code_and_message(
+    run: InProcess, empty_db_url: str, data_root: Path, tmp_path: Path
+) -> None:
+    for args in (("db", "upgrade"), ("sites", "load", *SITES), ("catalog", "load")):
+        assert run(empty_db_url, *args).returncode == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"manifest_version": 1}')
+    missing = tmp_path / "absent.json"
+    result = run(empty_db_url, "file", str(bad), str(missing))
+    assert result.returncode == 5
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("rejected bad.json: instrument: Field required")
+    assert lines[1].startswith("rejected absent.json: cannot read manifest")
+    assert lines[2] == "error: 2 of 2 manifest(s) not filed"
+
+
+def test_unreachable_database_is_one_line(run: InProcess) -> None:
+    result = run("postgresql://nobody@127.0.0.1:1/none", "status")
+    assert result.returncode == 6
+    line = one_line_error(result)
+    assert "cannot use ops-db at postgresql+psycopg://nobody@127.0.0.1:1/none" in line
+
+
+def test_schema_not_created_hints_at_upgrade(run: InProcess, tmp_path: Path) -> None:
+    result = run(str(tmp_path / "new.sqlite"), "status")
+    assert result.returncode == 6
+    assert "run `ccat-hpc db upgrade`" in one_line_error(result)
+
+
+def test_verbose_adds_traceback(run: InProcess, tmp_path: Path) -> None:
+    result = run(str(tmp_path / "new.sqlite"), "--verbose", "status")
+    assert "Traceback" in result.stderr and result.returncode == 6
+
+
+def test_default_database_is_a_file_in_the_current_folder(run: InProcess, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CCAT_HPC_DB"}
+    result = run(None, "db", "upgrade", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ccat-hpc.sqlite").is_file()
+    env["CCAT_HPC_DB"] = str(tmp_path / "other.sqlite")
+    assert run(None, "db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "other.sqlite").is_file()
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_the_commands(run: InProcess, flag: str) -> None:
+    result = run(None, flag)
+    for command in ("db", "sites", "catalog", "file", "watch", "status", "demo"):
+        assert f"  {command}" in result.stdout
+
+
+def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: Path) -> None:
+    """The README's first command runs the demo through the installed console script."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CCAT_HPC_DB", "CCAT_DATA_ROOT", "CCAT_ARCHIVE_STORAGE")
+    }
+    script = Path(sys.executable).with_name("ccat-hpc")
+    result = subprocess.run(
+        [str(script), "demo", "--workdir", "demo", "--files", "3", "--file-size", "1000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\nfiled ") == 2
+    assert (tmp_path / "demo/ccat-hpc.sqlite").is_file()
+    assert len(list((tmp_path / "demo/manifests/filed").glob("*.json"))) == 2
+    status = run(str(tmp_path / "demo/ccat-hpc.sqlite"), "status", "--json")
+    assert json.loads(status.stdout)["raw_data_files"]["filed"]["count"] == 6
