@@ -119,35 +119,54 @@ def file_manifest(
 ) -> FilingResult:
     """File one validated manifest in the caller's transaction."""
     refs = resolve_references(session, manifest)
-    execution_id = manifest.executed_obs_unit.id
-    previous = session.scalars(
-        select(FiledManifest).filter_by(
-            executed_obs_unit_id=execution_id, instrument_module_id=refs.module.id
-        )
-    ).first()
-    if previous is not None:
-        if previous.digest != digest:
-            raise ManifestConflict(
-                f"execution {execution_id} ({refs.instrument.name}/{refs.module.name}) was "
-                f"already filed from {previous.source_name or 'another manifest'} with "
-                "different content"
-            )
-        return FilingResult(str(execution_id), previous.file_count, previous.total_bytes, False)
-    existing = session.get(ExecutedObsUnit, execution_id)
-    if existing is not None:
-        differences = execution_differences(existing, manifest.executed_obs_unit, refs.obs_unit.id)
-        if differences:
-            raise ManifestConflict(
-                f"execution {execution_id} was already filed with different "
-                f"{', '.join(differences)}"
-            )
+    already = _previous_filing(session, manifest, refs, digest)
+    if already is not None:
+        return already
+    existing = _consistent_execution(session, manifest, refs)
     check_source_files(Path(refs.location.path), manifest.files)
     if existing is None:
         session.add(_new_execution(manifest, refs))
         session.flush()
     _insert_files(session, manifest, refs)
     _record(session, manifest, refs, digest, source_name)
-    return FilingResult(str(execution_id), len(manifest.files), manifest.total_bytes, True)
+    execution_id = str(manifest.executed_obs_unit.id)
+    return FilingResult(execution_id, len(manifest.files), manifest.total_bytes, True)
+
+
+def _previous_filing(
+    session: Session, manifest: Manifest, refs: References, digest: str
+) -> FilingResult | None:
+    """The no-op result if this execution × module was filed with this content; else None."""
+    execution_id = manifest.executed_obs_unit.id
+    previous = session.scalars(
+        select(FiledManifest).filter_by(
+            executed_obs_unit_id=execution_id, instrument_module_id=refs.module.id
+        )
+    ).first()
+    if previous is None:
+        return None
+    if previous.digest != digest:
+        raise ManifestConflict(
+            f"execution {execution_id} ({refs.instrument.name}/{refs.module.name}) was "
+            f"already filed from {previous.source_name or 'another manifest'} with "
+            "different content"
+        )
+    return FilingResult(str(execution_id), previous.file_count, previous.total_bytes, False)
+
+
+def _consistent_execution(
+    session: Session, manifest: Manifest, refs: References
+) -> ExecutedObsUnit | None:
+    """The execution another module's manifest filed, if any; it must agree with this one."""
+    info = manifest.executed_obs_unit
+    existing = session.get(ExecutedObsUnit, info.id)
+    if existing is not None:
+        differences = execution_differences(existing, info, refs.obs_unit.id)
+        if differences:
+            raise ManifestConflict(
+                f"execution {info.id} was already filed with different {', '.join(differences)}"
+            )
+    return existing
 
 
 def _new_execution(manifest: Manifest, refs: References) -> ExecutedObsUnit:

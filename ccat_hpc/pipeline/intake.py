@@ -115,6 +115,8 @@ def _reject(path: Path, message: str) -> None:
 
 def settle(outcome: IntakeOutcome) -> None:
     """Move a processed manifest to filed/ or rejected/ (deferred ones stay)."""
+    if not outcome.path.exists():  # moved away by someone else meanwhile: nothing to settle
+        return
     if outcome.status in ("filed", "unchanged"):
         _move(outcome.path, outcome.path.parent / FILED_DIR)
     elif outcome.status == "rejected":

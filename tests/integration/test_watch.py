@@ -209,3 +209,37 @@ def test_sbatch_wrapper_usage() -> None:
     assert shown.returncode == 0 and "Usage: sbatch" in shown.stdout
     missing = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     assert missing.returncode == 2
+
+
+def test_unreachable_ops_db_defers_and_keeps_the_manifest(tmp_path: Path) -> None:
+    from ccat_hpc.db.session import make_engine, make_session_factory
+
+    inbox = tmp_path / "inbox"
+    manifest = {
+        "manifest_version": 1,
+        "instrument": "PrimeCam",
+        "instrument_module": "280GHz",
+        "obs_unit": "ECDFS-deep-001",
+        "executed_obs_unit": {
+            "id": "00000000-0000-0000-0000-000000000001",
+            "start_time": "2026-11-23T03:00:00Z",
+            "end_time": "2026-11-23T03:30:00Z",
+            "status": "success",
+        },
+        "location": "chile-source-primecam",
+        "files": [{"path": "a.g3", "size": 1}],
+    }
+    path = drop_manifest(manifest, inbox, "waiting")
+    no_schema = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}"))
+    outcomes = watch_once(no_schema, inbox, stable_seconds=0)
+    assert [o.status for o in outcomes] == ["deferred"]
+    assert "ops-db unavailable" in outcomes[0].message
+    assert path.is_file() and not (inbox / "rejected").exists()
+
+
+def test_manifest_removed_during_the_pass_is_skipped(tmp_path: Path) -> None:
+    from ccat_hpc.pipeline.intake import IntakeOutcome, settle
+
+    gone = tmp_path / "gone.json"
+    settle(IntakeOutcome(gone, "rejected", "cannot read manifest"))
+    assert not (tmp_path / "rejected").exists()
