@@ -19,6 +19,7 @@ from ccat_hpc.cli.context import AppContext
 from ccat_hpc.cli.db_cmds import db
 from ccat_hpc.cli.demo_cmds import demo
 from ccat_hpc.cli.file_cmds import file_command, simulate_observation, watch_command
+from ccat_hpc.cli.package_cmds import package
 from ccat_hpc.cli.sites_cmds import sites
 from ccat_hpc.cli.status_cmds import status
 from ccat_hpc.config import DB_ENV_VAR, redact_url
@@ -53,6 +54,7 @@ for command in (
     status,
     demo,
     simulate_observation,
+    package,
 ):
     cli.add_command(command)
 

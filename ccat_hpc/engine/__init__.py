@@ -1,0 +1,1 @@
+"""The tar + hash engine: deterministic POSIX/PAX packages, built and read in parallel."""
