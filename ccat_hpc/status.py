@@ -21,6 +21,7 @@ from ccat_hpc.db.models import (
     RawDataPackagePhysicalCopy,
     StagingJob,
 )
+from ccat_hpc.units import human_bytes
 
 
 def _counts(session: Session, column: Any) -> dict[str, int]:
@@ -82,14 +83,6 @@ def collect_status(session: Session) -> dict[str, Any]:
         "staging_jobs": _counts(session, StagingJob.state),
         "physical_copies": _copy_counts(session),
     }
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 def _section(title: str, counts: dict[str, int]) -> list[str]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.config import resolve_db_url
-from ccat_hpc.db.session import make_engine, make_session_factory
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by commands that use ops-db
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 @dataclass
@@ -23,11 +25,15 @@ class AppContext:
         return resolve_db_url(self.db_option)
 
     def engine(self) -> Engine:
+        from ccat_hpc.db.session import make_engine
+
         if self._engine is None:
             self._engine = make_engine(self.db_url)
         return self._engine
 
     def sessions(self) -> sessionmaker[Session]:
+        from ccat_hpc.db.session import make_session_factory
+
         return make_session_factory(self.engine())
 
     def close(self) -> None:

@@ -6,27 +6,54 @@ Domain errors become one line on stderr and the exit code of their class
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from ccat_hpc import __version__
-from ccat_hpc.cli.catalog_cmds import catalog
 from ccat_hpc.cli.context import AppContext
-from ccat_hpc.cli.db_cmds import db
-from ccat_hpc.cli.demo_cmds import demo
-from ccat_hpc.cli.file_cmds import file_command, simulate_observation, watch_command
-from ccat_hpc.cli.package_cmds import package
-from ccat_hpc.cli.sites_cmds import sites
-from ccat_hpc.cli.status_cmds import status
 from ccat_hpc.config import DB_ENV_VAR, redact_url
 from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable
 
+if TYPE_CHECKING:
+    from sqlalchemy.exc import OperationalError
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: name → "module:attribute"; a command's module (and SQLAlchemy, pydantic, alembic)
+#: is imported only when that command runs, so `ccat-hpc package …` starts fast.
+COMMANDS = {
+    "catalog": "ccat_hpc.cli.catalog_cmds:catalog",
+    "db": "ccat_hpc.cli.db_cmds:db",
+    "demo": "ccat_hpc.cli.demo_cmds:demo",
+    "file": "ccat_hpc.cli.file_cmds:file_command",
+    "package": "ccat_hpc.cli.package_cmds:package",
+    "simulate-observation": "ccat_hpc.cli.file_cmds:simulate_observation",
+    "sites": "ccat_hpc.cli.sites_cmds:sites",
+    "status": "ccat_hpc.cli.status_cmds:status",
+    "watch": "ccat_hpc.cli.file_cmds:watch_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     "db_option",
@@ -45,20 +72,6 @@ def cli(ctx: click.Context, db_option: str | None, verbose: bool) -> None:
     ctx.call_on_close(app.close)
 
 
-for command in (
-    db,
-    sites,
-    catalog,
-    file_command,
-    watch_command,
-    status,
-    demo,
-    simulate_observation,
-    package,
-):
-    cli.add_command(command)
-
-
 _SCHEMA_HINTS = ("no such table", "no such column", "does not exist")
 
 
@@ -70,6 +83,21 @@ def db_error_line(exc: OperationalError, url: str) -> str:
     if any(marker in reason for marker in _SCHEMA_HINTS):
         hint = " (is the schema current? run `ccat-hpc db upgrade`)"
     return f"cannot use ops-db at {redact_url(url)}: {reason}{hint}"
+
+
+def _is_operational_error(exc: Exception) -> bool:
+    """An SQLAlchemy OperationalError, without importing SQLAlchemy when it was never used."""
+    module = sys.modules.get("sqlalchemy.exc")
+    return module is not None and isinstance(exc, module.OperationalError)
+
+
+def _report_unexpected(exc: Exception, db_url: str) -> int:
+    """One line for an exception that is not a CcatHpcError; returns the exit code."""
+    if _is_operational_error(exc):
+        click.echo(f"error: {db_error_line(cast('OperationalError', exc), db_url)}", err=True)
+        return DatabaseUnavailable.exit_code
+    click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose)", err=True)
+    return 70
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -89,14 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         code = exc.exit_code
-    except OperationalError as exc:
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"error: {db_error_line(exc, app.db_url)}", err=True)
-        code = DatabaseUnavailable.exit_code
     except Exception as exc:  # the CLI boundary: anything else is a bug, said in one line
         if verbose:
             traceback.print_exc()
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose)", err=True)
-        code = 70
+        code = _report_unexpected(exc, app.db_url)
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from ccat_hpc.status import human_bytes
+from ccat_hpc.units import human_bytes
 
 
 def terminal_progress(label: str, interval: float = 0.25) -> Callable[[int, int], None] | None:
