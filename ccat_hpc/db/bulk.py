@@ -11,6 +11,7 @@ PostgreSQL loads with COPY and sqlite3 runs as one prepared statement.
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -86,3 +87,19 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -
             if not plain:
                 values = [v if c is None else c(v) for v, c in zip(values, converters, strict=True)]
             copy.write_row(values)
+
+
+def lock_key(key: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key from a UUID (pure)."""
+    value = key.int >> 64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def lock_for_transaction(session: Session, key: uuid.UUID) -> None:
+    """Serialise transactions working on the same ``key`` until the caller's transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite needs none: every ops-db
+    transaction there holds the database's write lock from its start.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(key)})

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
-from ccat_hpc.db.bulk import allocate_ids, insert_rows
+from ccat_hpc.db.bulk import allocate_ids, insert_rows, lock_for_transaction
 from ccat_hpc.db.models import (
     DataLocation,
     DiskDataLocation,
@@ -117,7 +117,12 @@ def execution_differences(
 def file_manifest(
     session: Session, manifest: Manifest, digest: str, source_name: str = ""
 ) -> FilingResult:
-    """File one validated manifest in the caller's transaction."""
+    """File one validated manifest in the caller's transaction.
+
+    Filings of the same execution are serialised (an advisory lock on PostgreSQL), so
+    the checks below see every earlier filing of it, committed.
+    """
+    lock_for_transaction(session, manifest.executed_obs_unit.id)
     refs = resolve_references(session, manifest)
     already = _previous_filing(session, manifest, refs, digest)
     if already is not None:

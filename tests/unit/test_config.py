@@ -24,3 +24,15 @@ def test_option_beats_environment_beats_default(tmp_path: Path) -> None:
 def test_passwords_are_redacted() -> None:
     assert redact_url("postgresql://ops:secret@h/db") == "postgresql://ops:***@h/db"
     assert redact_url("postgresql://ops@h/db") == "postgresql://ops@h/db"
+
+
+def test_lock_key_is_a_signed_64_bit_integer() -> None:
+    import uuid
+
+    from ccat_hpc.db.bulk import lock_key
+
+    for value in (0, 1, (1 << 128) - 1, 1 << 127, (1 << 63) << 64):
+        key = lock_key(uuid.UUID(int=value))
+        assert -(1 << 63) <= key < (1 << 63)
+    assert lock_key(uuid.UUID(int=5 << 64)) == 5
+    assert lock_key(uuid.UUID(int=(1 << 128) - 1)) == -1
