@@ -29,6 +29,7 @@ from pydantic import (
 
 from ccat_hpc.db.states import ObservationStatus
 from ccat_hpc.errors import ManifestError
+from ccat_hpc.yamlfile import format_location
 
 MANIFEST_VERSION = 1
 MAX_PATH_LENGTH = 1024
@@ -125,13 +126,14 @@ def manifest_digest(raw: Any) -> str:
 
 
 def _where(loc: tuple[int | str, ...], raw: Any) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    """The error location, naming the file's path when the error is in one file entry."""
+    if not loc:
+        return "<manifest>"
+    text = format_location(loc)
     if len(loc) >= 2 and loc[0] == "files" and isinstance(loc[1], int):
         with contextlib.suppress(KeyError, IndexError, TypeError):
             text += f" ({raw['files'][loc[1]]['path']})"
-    return text or "<manifest>"
+    return text
 
 
 def parse_manifest(raw: Any) -> Manifest:
