@@ -17,6 +17,7 @@ import click
 from ccat_hpc import __version__
 from ccat_hpc.cli.context import AppContext
 from ccat_hpc.config import DB_ENV_VAR, redact_url
+from ccat_hpc.db.reasons import operational_error_reason
 from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -72,17 +73,9 @@ def cli(ctx: click.Context, db_option: str | None, verbose: bool) -> None:
     ctx.call_on_close(app.close)
 
 
-_SCHEMA_HINTS = ("no such table", "no such column", "does not exist")
-
-
 def db_error_line(exc: OperationalError, url: str) -> str:
     """One line for an operational database error, with a hint for an old schema."""
-    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
-    hint = ""
-    if any(marker in reason for marker in _SCHEMA_HINTS):
-        hint = " (is the schema current? run `ccat-hpc db upgrade`)"
-    return f"cannot use ops-db at {redact_url(url)}: {reason}{hint}"
+    return f"cannot use ops-db at {redact_url(url)}: {operational_error_reason(exc)}"
 
 
 def _is_operational_error(exc: Exception) -> bool:

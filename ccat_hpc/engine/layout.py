@@ -9,13 +9,13 @@ bytes.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ccat_hpc.engine.errors import UnsafeMemberName
 from ccat_hpc.engine.index import INDEX_NAME, IndexTemplate, index_template
 from ccat_hpc.engine.tarformat import BLOCK, end_of_archive, member_headers, padded
+from ccat_hpc.paths import relative_path_problem
 
 
 @dataclass(frozen=True)
@@ -64,16 +64,9 @@ class PackageLayout:
 
 def check_member_name(name: str) -> str:
     """A member name must be a clean relative path; anything that could escape is refused."""
-    bad = (
-        not name
-        or "\x00" in name
-        or name.startswith("/")
-        or "\\" in name
-        or any(part in ("", ".", "..") for part in name.split("/"))
-        or posixpath.normpath(name) != name
-    )
-    if bad:
-        raise UnsafeMemberName(f"unsafe member name {name!r}: must be a clean relative path")
+    problem = relative_path_problem(name)
+    if problem is not None:
+        raise UnsafeMemberName(f"unsafe member name {name!r}: {problem}")
     if name == INDEX_NAME:
         raise UnsafeMemberName(f"member name {name!r} is reserved for the package index")
     return name

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ccat_hpc.db.reasons import operational_error_reason
 from ccat_hpc.db.session import transaction
 from ccat_hpc.errors import ManifestError
 from ccat_hpc.pipeline.filing import FilingResult, file_manifest
@@ -68,8 +69,8 @@ def file_path(factory: sessionmaker[Session], path: Path) -> IntakeOutcome:
             if attempt == CONCURRENT_RETRIES - 1:
                 raise
         except OperationalError as exc:
-            first_line = str(exc.orig or exc).strip().splitlines()[0]
-            return IntakeOutcome(path, "deferred", f"ops-db unavailable: {first_line}")
+            reason = operational_error_reason(exc)
+            return IntakeOutcome(path, "deferred", f"ops-db unavailable: {reason}")
     raise AssertionError("unreachable")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import posixpath
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,25 +28,11 @@ from pydantic import (
 
 from ccat_hpc.db.states import ObservationStatus
 from ccat_hpc.errors import ManifestError
+from ccat_hpc.paths import check_relative_path
 from ccat_hpc.yamlfile import format_location
 
 MANIFEST_VERSION = 1
-MAX_PATH_LENGTH = 1024
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
-
-
-def check_relative_path(path: str) -> str:
-    """Return ``path`` if it is a clean relative POSIX path inside its root, else raise."""
-    if not path or "\x00" in path:
-        raise ValueError("path is empty or contains a NUL byte")
-    if len(path) > MAX_PATH_LENGTH:
-        raise ValueError(f"path is longer than {MAX_PATH_LENGTH} characters")
-    if path.startswith("/") or "\\" in path:
-        raise ValueError(f"path must be relative to the location root, got {path!r}")
-    parts = path.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise ValueError(f"path must not contain '..', '.' or empty parts, got {path!r}")
-    return posixpath.normpath(path)
 
 
 class ManifestFile(BaseModel):

@@ -9,12 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ccat_hpc.errors import ManifestError
-from ccat_hpc.pipeline.manifest import (
-    check_relative_path,
-    manifest_digest,
-    parse_manifest,
-    read_manifest,
-)
+from ccat_hpc.paths import check_relative_path
+from ccat_hpc.pipeline.manifest import manifest_digest, parse_manifest, read_manifest
 
 
 def good() -> dict[str, Any]:
