@@ -1,25 +1,62 @@
-"""``ccat-hpc package``: build, verify and read packages by hand."""
+"""``ccat-hpc package``: build, verify and read packages by hand.
+
+``build`` and ``verify`` run in parallel when started by ``mpiexec -n N`` or
+``srun -n N``: every rank runs the same command, rank 0 prints the result and errors,
+the other ranks only share the work and exit with the same code.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from ccat_hpc.cli.progress import terminal_progress
-from ccat_hpc.engine.build import build_package
+from ccat_hpc.engine import api
 from ccat_hpc.engine.chunks import DEFAULT_CHUNK_SIZE
 from ccat_hpc.engine.errors import EngineError
-from ccat_hpc.engine.reader import LocalFile, extract_members, verify_package
+from ccat_hpc.engine.layout import MemberSpec
+from ccat_hpc.engine.mpi import is_root, world
+from ccat_hpc.engine.reader import DEFAULT_READ_SIZE, LocalFile, extract_members
 from ccat_hpc.engine.sources import specs_from_folders, specs_from_list
+from ccat_hpc.errors import CcatHpcError
 
-_BUFFER = click.option(
-    "--buffer-size",
-    type=int,
-    default=DEFAULT_CHUNK_SIZE,
-    show_default=True,
-    help="Bytes per read/write chunk (memory per rank; a multiple of 512).",
-)
+if TYPE_CHECKING:
+    from mpi4py.MPI import Intracomm
+
+MAX_BUFFER_SIZE = 1024**3
+FC = TypeVar("FC", bound=Callable[..., object])
+
+
+def buffer_option(default: int) -> Callable[[FC], FC]:
+    return click.option(
+        "--buffer-size",
+        type=int,
+        default=default,
+        show_default=True,
+        help="Bytes per read/write chunk (memory per rank; a multiple of 512).",
+        callback=lambda _ctx, _param, value: _check_buffer_size(value),
+    )
+
+
+def _check_buffer_size(value: int) -> int:
+    if value <= 0 or value % 512 or value > MAX_BUFFER_SIZE:
+        raise click.BadParameter(f"must be a positive multiple of 512, at most {MAX_BUFFER_SIZE}")
+    return value
+
+
+@contextlib.contextmanager
+def rank_zero_speaks(comm: Intracomm | None) -> Iterator[None]:
+    """Other ranks leave errors to rank 0 (which has the same one) and exit with its code."""
+    try:
+        yield
+    except CcatHpcError as exc:
+        if is_root(comm):
+            raise
+        raise SystemExit(exc.exit_code) from None
 
 
 @click.group()
@@ -35,37 +72,45 @@ def package() -> None:
     type=click.File("r"),
     help="Paths relative to the current folder, one per line (instead of SOURCES).",
 )
-@_BUFFER
+@buffer_option(DEFAULT_CHUNK_SIZE)
 def build(
     sources: tuple[Path, ...], output: Path, files_from: click.File | None, buffer_size: int
 ) -> None:
     """Package SOURCES (folders, named as `tar -cf OUT SOURCES` names them); print the checksum."""
     if bool(sources) == bool(files_from):
         raise click.UsageError("give either SOURCES or --files-from")
-    if files_from is not None:
-        specs = specs_from_list(files_from, Path.cwd())  # type: ignore[arg-type]
-    else:
-        specs = specs_from_folders(list(sources))
-    if not specs:
-        raise EngineError("nothing to package: no files found")
-    result = build_package(
-        specs, output, chunk_size=buffer_size, progress=terminal_progress("build")
-    )
-    click.echo(f"{result.xxh3_128}  {output}")
+
+    def list_specs() -> list[MemberSpec]:
+        if files_from is not None:
+            specs = specs_from_list(files_from, Path.cwd())  # type: ignore[arg-type]
+        else:
+            specs = specs_from_folders(list(sources))
+        if not specs:
+            raise EngineError("nothing to package: no files found")
+        return specs
+
+    comm = world()
+    with rank_zero_speaks(comm):
+        result = api.build(
+            comm, list_specs, output, chunk_size=buffer_size, progress=terminal_progress("build")
+        )
+    if is_root(comm):
+        click.echo(f"{result.xxh3_128}  {output}")
 
 
 @package.command("verify")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--checksum", help="Expected xxh3-128 of the whole package.")
-@_BUFFER
+@buffer_option(DEFAULT_READ_SIZE)
 def verify(path: Path, checksum: str | None, buffer_size: int) -> None:
     """Re-hash PATH and check every member against its index."""
-    source = LocalFile(path)
-    try:
-        report = verify_package(source, checksum, buffer_size, terminal_progress("verify"))
-    finally:
-        source.close()
-    click.echo(f"{report.xxh3_128}  {path}: OK ({report.members} members, {report.size} bytes)")
+    comm = world()
+    with rank_zero_speaks(comm):
+        report = api.verify(
+            comm, path, checksum, chunk_size=buffer_size, progress=terminal_progress("verify")
+        )
+    if is_root(comm):
+        click.echo(f"{report.xxh3_128}  {path}: OK ({report.members} members, {report.size} bytes)")
 
 
 @package.command("extract")

@@ -3,8 +3,8 @@
 Chunk k covers output bytes [k·size, (k+1)·size) of everything before the index
 and lists the pieces that fill it: literal bytes (headers, padding) or a byte range
 of one member's source. A large file spans many chunks; many small files share one.
-Ranks take chunks round-robin (chunk k → rank k mod N), so every rank moves about the
-same number of bytes and the chunks reach the in-order hasher in step.
+Ranks take chunks in turn (see :func:`ccat_hpc.engine.mpi.item_owner`), so every rank
+moves about the same number of bytes and the chunks reach the in-order hasher in step.
 """
 
 from __future__ import annotations

@@ -8,26 +8,33 @@ the index) and that member's bytes, nothing else.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import xxhash
 
-from ccat_hpc.engine.chunks import DEFAULT_CHUNK_SIZE
 from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.engine.index import INDEX_NAME, parse_index
 from ccat_hpc.engine.layout import check_member_name
 from ccat_hpc.engine.tarformat import BLOCK
 
 TAIL_START = 64 * 1024
+#: Reads of this size stay in the CPU cache until both hashes have seen them; with
+#: 8 MiB reads every byte went through memory twice more (verify was 2.5x slower here).
+DEFAULT_READ_SIZE = 256 * 1024
 
 
 class RangeSource(Protocol):
     def size(self) -> int: ...
 
     def read(self, offset: int, length: int) -> bytes: ...
+
+    def read_into(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the bytes at ``offset`` (no allocation per read)."""
+
+    def close(self) -> None: ...
 
 
 class LocalFile:
@@ -48,6 +55,14 @@ class LocalFile:
         if len(data) != length:
             raise PackageCorrupt(f"{self.path}: truncated (wanted {length} bytes at {offset})")
         return data
+
+    def read_into(self, offset: int, view: memoryview) -> None:
+        done = 0
+        while done < len(view):
+            count = os.preadv(self._fd, [view[done:]], offset + done)
+            if count == 0:
+                raise PackageCorrupt(f"{self.path}: truncated (wanted {len(view)} at {offset})")
+            done += count
 
     def close(self) -> None:
         os.close(self._fd)
@@ -92,49 +107,75 @@ class VerifyReport:
     members: int
 
 
-def _ranges(source: RangeSource, chunk_size: int) -> Iterator[tuple[int, bytes]]:
-    total = source.size()
-    for offset in range(0, total, chunk_size):
-        yield offset, source.read(offset, min(chunk_size, total - offset))
+class PackageVerifier:
+    """Consumes a package's bytes in order; checks the whole and every member at the end.
+
+    The serial verify feeds it from one reader; the MPI verify
+    (:mod:`ccat_hpc.engine.mpi`) feeds it on rank 0 with the ranges the ranks read.
+    """
+
+    def __init__(self, index: dict[str, Any], total: int) -> None:
+        self.members = sorted(index["members"], key=lambda m: m["offset"])
+        self.total = total
+        self.package = xxhash.xxh3_128()
+        self.hashers = [xxhash.xxh3_128() for _ in self.members]
+        self.position = 0
+        self._first = 0  # members before this one ended before ``position``
+
+    def consume(self, data: bytes | memoryview) -> None:
+        offset, end = self.position, self.position + len(data)
+        self.package.update(data)
+        members = self.members
+        while self._first < len(members) and _member_end(members[self._first]) <= offset:
+            self._first += 1
+        for number in range(self._first, len(members)):
+            member = members[number]
+            if member["offset"] >= end:
+                break
+            low = max(member["offset"], offset)
+            high = min(_member_end(member), end)
+            if high > low:
+                self.hashers[number].update(data[low - offset : high - offset])
+        self.position = end
+
+    def report(self, expected: str | None) -> VerifyReport:
+        if self.position != self.total:
+            raise PackageCorrupt(f"read {self.position} of {self.total} bytes")
+        bad = [
+            m["name"]
+            for m, h in zip(self.members, self.hashers, strict=True)
+            if h.hexdigest() != m["xxh3_128"]
+        ]
+        if bad:
+            more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+            raise PackageCorrupt(f"members do not match the index: {', '.join(bad[:3])}{more}")
+        digest = str(self.package.hexdigest())
+        if expected is not None and expected.lower() != digest:
+            raise PackageCorrupt(f"package xxh3-128 is {digest}, expected {expected.lower()}")
+        return VerifyReport(self.total, digest, len(self.members))
+
+
+def _member_end(member: dict[str, Any]) -> int:
+    return int(member["offset"]) + int(member["size"])
 
 
 def verify_package(
     source: RangeSource,
     expected: str | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int = DEFAULT_READ_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Re-hash the whole package and every member; raise PackageCorrupt on any mismatch."""
-    members = sorted(read_index(source)["members"], key=lambda m: m["offset"])
-    package = xxhash.xxh3_128()
-    hashers = [xxhash.xxh3_128() for _ in members]
-    first = 0
     total = source.size()
-    for offset, data in _ranges(source, chunk_size):
-        package.update(data)
-        end = offset + len(data)
-        while first < len(members) and members[first]["offset"] + members[first]["size"] <= offset:
-            first += 1
-        for number in range(first, len(members)):
-            member = members[number]
-            if member["offset"] >= end:
-                break
-            low = max(member["offset"], offset)
-            high = min(member["offset"] + member["size"], end)
-            if high > low:
-                hashers[number].update(data[low - offset : high - offset])
+    verifier = PackageVerifier(read_index(source), total)
+    buffer = memoryview(bytearray(chunk_size))
+    for offset in range(0, total, chunk_size):
+        view = buffer[: min(chunk_size, total - offset)]
+        source.read_into(offset, view)
+        verifier.consume(view)
         if progress is not None:
-            progress(end, total)
-    bad = [
-        m["name"] for m, h in zip(members, hashers, strict=True) if h.hexdigest() != m["xxh3_128"]
-    ]
-    if bad:
-        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise PackageCorrupt(f"members do not match the index: {', '.join(bad[:3])}{more}")
-    digest = str(package.hexdigest())
-    if expected is not None and expected.lower() != digest:
-        raise PackageCorrupt(f"package xxh3-128 is {digest}, expected {expected.lower()}")
-    return VerifyReport(total, digest, len(members))
+            progress(verifier.position, total)
+    return verifier.report(expected)
 
 
 def _safe_target(folder: Path, name: str) -> Path:
@@ -146,7 +187,7 @@ def _safe_target(folder: Path, name: str) -> Path:
 
 
 def extract_member(
-    source: RangeSource, entry: dict[str, Any], folder: Path, chunk_size: int = DEFAULT_CHUNK_SIZE
+    source: RangeSource, entry: dict[str, Any], folder: Path, chunk_size: int = DEFAULT_READ_SIZE
 ) -> Path:
     """Copy one member out by range reads, verify it, and move it into place."""
     target = _safe_target(folder, entry["name"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,12 +10,13 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import xxhash
 
-from ccat_hpc.engine.build import build_package, partial_path
+from ccat_hpc.engine.build import abandon, build_package, create_partial, partial_path, publish
 from ccat_hpc.engine.errors import (
     ChecksumMismatch,
     EngineError,
@@ -158,19 +160,26 @@ def test_unsafe_names_fail_before_anything_is_written(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_disk_full_fails_with_a_clear_error(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs), so writes hit a full disk."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    src = make_tree(tmp_path)
     small = tmp_path / "small-disk"
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
     try:
+        yield small
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_disk_full_fails_with_a_clear_error(tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    with small_disk(tmp_path) as small:
         with pytest.raises(EngineError, match=r"cannot reserve|disk full"):
             build_package(specs_from_folders([src]), small / "pkg.tar")
         assert list(small.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_killed_build_leaves_nothing_under_the_final_name(tmp_path: Path) -> None:
@@ -204,6 +213,31 @@ def test_killed_build_leaves_nothing_under_the_final_name(tmp_path: Path) -> Non
     assert out.exists() and not partial_path(out).exists()
     checksum = rerun.stdout.split()[0]
     assert verify_package(LocalFile(out), checksum).members == 4
+
+
+def test_a_second_build_of_the_same_package_fails_and_takes_nothing(tmp_path: Path) -> None:
+    src = make_tree(tmp_path)
+    out = tmp_path / "pkg.tar"
+    running = create_partial(out, 4096)  # another build of pkg.tar is under way
+    with pytest.raises(EngineError, match="another build of it is running"):
+        build_package(specs_from_folders([src]), out)
+    assert partial_path(out).exists() and not out.exists()
+    abandon(running, out)
+    assert not partial_path(out).exists()
+    assert build_package(specs_from_folders([src]), out).size == out.stat().st_size
+
+
+def test_a_build_never_publishes_or_removes_another_builds_partial(tmp_path: Path) -> None:
+    out = tmp_path / "pkg.tar"
+    orphan = create_partial(out, 4096)  # e.g. a rank left running after its launcher died
+    partial_path(out).unlink()
+    current = create_partial(out, 4096)
+    with pytest.raises(EngineError, match="replaced by another build"):
+        publish(orphan, out)
+    abandon(orphan, out)
+    assert not out.exists() and partial_path(out).exists()
+    abandon(current, out)
+    assert not partial_path(out).exists()
 
 
 def test_member_over_8_gib_from_a_sparse_file(tmp_path: Path) -> None:
