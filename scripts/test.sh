@@ -15,7 +15,7 @@ if scripts/services.sh status | grep -q stopped; then
 fi
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
-export CCAT_HPC_REQUIRE_SERVICES=postgres,tools,mpi
+export CCAT_HPC_REQUIRE_SERVICES=postgres,tools,mpi,slurm
 # Open MPI refuses to start ranks as root unless told that it is meant (CI runs as root).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 

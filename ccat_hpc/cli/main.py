@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 #: is imported only when that command runs, so `ccat-hpc package …` starts fast.
 COMMANDS = {
     "catalog": "ccat_hpc.cli.catalog_cmds:catalog",
+    "checksum": "ccat_hpc.cli.job_cmds:checksum",
     "db": "ccat_hpc.cli.db_cmds:db",
     "demo": "ccat_hpc.cli.demo_cmds:demo",
     "file": "ccat_hpc.cli.file_cmds:file_command",
+    "job": "ccat_hpc.cli.job_cmds:job",
     "package": "ccat_hpc.cli.package_cmds:package",
     "simulate-observation": "ccat_hpc.cli.file_cmds:simulate_observation",
     "sites": "ccat_hpc.cli.sites_cmds:sites",

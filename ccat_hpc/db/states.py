@@ -156,6 +156,41 @@ class StagingJobState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class JobBatchState(enum.StrEnum):
+    """A batch of work sent to an executor as one job array.
+
+    PENDING ──▶ SUBMITTED ──▶ DONE (every task SUCCEEDED or FAILED)
+       │            │
+       ├──▶ SUBMIT_FAILED (the executor refused it; reason kept)
+       └────────────┴──▶ CANCELLED
+    """
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    DONE = "done"
+    SUBMIT_FAILED = "submit_failed"
+    CANCELLED = "cancelled"
+
+
+class JobTaskState(enum.StrEnum):
+    """One array task of a batch: its outcome is recorded by the task itself.
+
+    PENDING ──▶ RUNNING ──▶ SUCCEEDED
+       │           │
+       ├───────────┴──▶ FAILED ──▶ PENDING (retried)
+       └───────────┴──▶ CANCELLED
+
+    A task that ends without recording anything (killed, timed out, node lost) is
+    found by the tracker, which records the executor's reason (FAILED).
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class LogLevel(enum.StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -174,6 +209,8 @@ _C = PhysicalCopyState
 _P = PackageState
 _T = TransferState
 _S = StagingJobState
+_B = JobBatchState
+_J = JobTaskState
 
 TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]]] = {
     _F: _machine(
@@ -238,6 +275,26 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
             "cancelled": (),
         },
         _S,
+    ),
+    _B: _machine(
+        {
+            "pending": ("submitted", "submit_failed", "cancelled"),
+            "submitted": ("done", "cancelled"),
+            "done": ("submitted",),
+            "submit_failed": ("pending",),
+            "cancelled": (),
+        },
+        _B,
+    ),
+    _J: _machine(
+        {
+            "pending": ("running", "succeeded", "failed", "cancelled"),
+            "running": ("succeeded", "failed", "cancelled", "running"),
+            "succeeded": (),
+            "failed": ("pending",),
+            "cancelled": (),
+        },
+        _J,
     ),
 }
 

@@ -13,6 +13,7 @@ from ccat_hpc.db.models.data import (
     RawDataPackageMetadata,
     RawDataPackagePhysicalCopy,
 )
+from ccat_hpc.db.models.jobs import JobBatch, JobTask
 from ccat_hpc.db.models.observation import (
     ChaiInparParameter,
     ChaiModuleConfiguration,
@@ -76,6 +77,8 @@ __all__ = [
     "Instrument",
     "InstrumentModule",
     "InstrumentModuleConfiguration",
+    "JobBatch",
+    "JobTask",
     "Line",
     "LongTermArchiveTransfer",
     "LongTermArchiveTransferLog",

@@ -1,0 +1,1 @@
+"""Executors: where job arrays run (Slurm, a local process pool, submitit)."""

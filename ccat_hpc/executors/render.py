@@ -1,0 +1,100 @@
+"""sbatch scripts from job templates (pure text; golden-file tested).
+
+A template is ``jobs/templates/KIND.sbatch`` (or ``mpi.sbatch`` for multi-rank
+profiles, ``default.sbatch`` otherwise) with ``${name}`` placeholders. The site's
+Slurm profile for the job kind decides the ``#SBATCH`` lines; secrets such as the
+ops-db URL never go into a script (sbatch passes the submitter's environment on).
+"""
+
+from __future__ import annotations
+
+import shlex
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccat_hpc.executors.base import ArrayJob, SubmittedArray, job_name
+
+
+@dataclass(frozen=True)
+class ArrayPiece:
+    """Tasks first_task … first_task + task_count - 1 of a batch, as one Slurm array."""
+
+    first_task: int
+    task_count: int
+
+
+def split_array(task_count: int, max_array_size: int) -> list[ArrayPiece]:
+    """Pieces of at most ``max_array_size`` tasks (Slurm array indices stay below it)."""
+    if task_count < 1 or max_array_size < 1:
+        raise ValueError("task count and MaxArraySize must be positive")
+    return [
+        ArrayPiece(first, min(max_array_size, task_count - first))
+        for first in range(0, task_count, max_array_size)
+    ]
+
+
+def template_name(kind: str, ntasks: int, available: set[str]) -> str:
+    if f"{kind}.sbatch" in available:
+        return f"{kind}.sbatch"
+    return "mpi.sbatch" if ntasks > 1 else "default.sbatch"
+
+
+def dependency_option(depends_on: tuple[SubmittedArray, ...] | list[SubmittedArray]) -> str | None:
+    """``afterok`` on every task of the given arrays (all must have succeeded)."""
+    if not depends_on:
+        return None
+    return "--dependency=afterok:" + ":".join(a.job_id for a in depends_on)
+
+
+def sbatch_lines(job: ArrayJob, piece: ArrayPiece) -> list[str]:
+    """The ``#SBATCH`` lines of one piece of ``job``."""
+    profile = job.profile
+    array = f"0-{piece.task_count - 1}"
+    if job.effective_throttle is not None:
+        array += f"%{job.effective_throttle}"
+    options = [
+        f"--job-name={job_name(job)}",
+        f"--array={array}",
+        *(f"--{name}={value}" for name, value in _optional(job)),
+        f"--ntasks={profile.ntasks}",
+        f"--cpus-per-task={profile.cpus_per_task}",
+        f"--mem={profile.mem}",
+        f"--time={profile.time}",
+        f"--chdir={job.working_dir}",
+        f"--output={job.working_dir}/{job.kind}-{job.batch_id}-%A_%a.out",
+        "--signal=B:TERM@60",
+    ]
+    dependency = dependency_option(list(job.depends_on))
+    if dependency:
+        options.append(dependency)
+    options.extend(profile.extra_sbatch)
+    return [f"#SBATCH {option}" for option in options]
+
+
+def _optional(job: ArrayJob) -> list[tuple[str, str]]:
+    profile = job.profile
+    pairs = [("partition", profile.partition), ("account", profile.account), ("qos", profile.qos)]
+    return [(name, value) for name, value in pairs if value]
+
+
+def render_script(template: str, job: ArrayJob, piece: ArrayPiece, ccat_command: str) -> str:
+    """The sbatch script of one piece of ``job`` from ``template``'s text."""
+    environment = {"CCAT_HPC_TASK_OFFSET": str(piece.first_task)}
+    values = {
+        "kind": job.kind,
+        "batch_id": str(job.batch_id),
+        "ntasks": str(job.profile.ntasks),
+        "sbatch_lines": "\n".join(sbatch_lines(job, piece)),
+        "setup_lines": "\n".join(job.profile.setup),
+        "environment_lines": "\n".join(
+            f"export {name}={shlex.quote(value)}" for name, value in environment.items()
+        ),
+        "ccat_command": ccat_command,
+    }
+    return string.Template(template).substitute(values)
+
+
+def templates_dir() -> Path:
+    """``jobs/templates`` of this checkout."""
+    return Path(__file__).resolve().parents[2] / "jobs" / "templates"

@@ -1,0 +1,1 @@
+"""Job batches: creating them, running their tasks, tracking them to the end."""
