@@ -63,7 +63,6 @@ def sbatch_lines(job: ArrayJob, piece: ArrayPiece) -> list[str]:
         f"--time={profile.time}",
         f"--chdir={job.working_dir}",
         f"--output={job.working_dir}/{job.kind}-{job.batch_id}-%A_%a.out",
-        "--signal=B:TERM@60",
     ]
     dependency = dependency_option(list(job.depends_on))
     if dependency:
