@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages first: mpi4py (extra "mpi") links to the system's Open MPI.
 scripts/system-packages.sh
-scripts/bootstrap.sh test dev mpi
+scripts/bootstrap.sh test dev mpi submitit
 
 if scripts/services.sh status | grep -q stopped; then
     trap 'scripts/services.sh down' EXIT

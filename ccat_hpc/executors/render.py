@@ -63,6 +63,7 @@ def sbatch_lines(job: ArrayJob, piece: ArrayPiece) -> list[str]:
         f"--time={profile.time}",
         f"--chdir={job.working_dir}",
         f"--output={job.working_dir}/{job.kind}-{job.batch_id}-%A_%a.out",
+        "--requeue",  # a task lost with its node or preempted runs again (attempts counts)
     ]
     dependency = dependency_option(list(job.depends_on))
     if dependency:

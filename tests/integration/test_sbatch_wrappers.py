@@ -1,0 +1,124 @@
+"""The sbatch/ wrappers people submit, run by the real Slurm cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc.db.models import RawDataFile
+from ccat_hpc.db.states import RawDataFileState
+from ccat_hpc.synthetic import drop_manifest, write_observation
+from tests.conftest import REPO, table_counts
+from tests.integration.test_executors import SPEC, slurm_ready
+
+pytestmark = pytest.mark.slurm
+
+CCAT_BIN = str(Path(sys.executable).with_name("ccat-hpc"))
+
+
+def sbatch(script: str, *args: str, env: dict[str, str], name: str, cwd: Path) -> str:
+    finished = subprocess.run(
+        ["sbatch", "--parsable", f"--job-name={name}", "--mem=500M", str(REPO / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=True,
+    )
+    return finished.stdout.strip().split(";")[0]
+
+
+def job_end(job_id: str, timeout: float = 180) -> tuple[str, str]:
+    """(state, exit code) once the job has ended, from scontrol (MinJobAge keeps it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True
+        ).stdout
+        state = re.search(r"JobState=(\S+)", shown)
+        code = re.search(r"ExitCode=(\S+)", shown)
+        if state and state.group(1) not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING"):
+            return state.group(1), code.group(1) if code else ""
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not end within {timeout} s")
+
+
+def wrapper_env(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        CCAT_HPC_DB=db_url,
+        CCAT_HPC_BIN=CCAT_BIN,
+        CCAT_HPC_JOBS_DIR=str(tmp_path / "jobs"),
+        **extra,
+    )
+
+
+def test_watcher_job_files_manifests_and_submits_its_successor(
+    loaded_factory: sessionmaker[Session], db_url: str, data_root: Path, tmp_path: Path
+) -> None:
+    slurm_ready()
+    inbox = tmp_path / "inbox"
+    drop_manifest(write_observation(SPEC, data_root / SPEC.location), inbox, "one")
+    name = f"ccat-watch-test-{uuid.uuid4().hex[:8]}"
+    env = wrapper_env(db_url, tmp_path, CCAT_WATCH_REQUEUE="1")
+    job_id = sbatch(
+        "sbatch/watch-manifests.sbatch",
+        str(inbox),
+        "--once",
+        "--stable-seconds",
+        "0",
+        env=env,
+        name=name,
+        cwd=tmp_path,
+    )
+    try:
+        assert job_end(job_id) == ("COMPLETED", "0:0")
+        assert (inbox / "filed" / "one.json").is_file()
+        assert table_counts(loaded_factory, "executed_obs_unit")["executed_obs_unit"] == 1
+        queued = subprocess.run(
+            ["squeue", "-h", "--name", name, "-o", "%i"], capture_output=True, text=True
+        ).stdout.split()
+        assert queued and job_id not in queued  # the next watcher of the same name
+    finally:
+        subprocess.run(["scancel", "--name", name], check=False)
+
+
+def test_checksum_wrapper_runs_the_array_and_waits(
+    loaded_factory: sessionmaker[Session], db_url: str, data_root: Path, tmp_path: Path
+) -> None:
+    slurm_ready()
+    from ccat_hpc.db.session import transaction
+    from ccat_hpc.pipeline.filing import file_manifest
+    from ccat_hpc.pipeline.manifest import read_manifest
+
+    manifest = write_observation(SPEC, data_root / SPEC.location)
+    with transaction(loaded_factory) as session:
+        file_manifest(session, *read_manifest(drop_manifest(manifest, tmp_path / "inbox")))
+    shown = subprocess.run(
+        ["bash", str(REPO / "sbatch/checksum.sbatch"), "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0 and "Usage: sbatch" in shown.stdout
+    name = f"ccat-checksum-test-{uuid.uuid4().hex[:8]}"
+    job_id = sbatch(
+        "sbatch/checksum.sbatch",
+        "--bytes-per-task",
+        "6000",
+        env=wrapper_env(db_url, tmp_path),
+        name=name,
+        cwd=tmp_path,
+    )
+    assert job_end(job_id) == ("COMPLETED", "0:0")
+    log = (tmp_path / f"ccat-checksum-submit-{job_id}.log").read_text()
+    assert "6 file(s) in 3 task(s)" in log and "files: 6 checksummed" in log
+    with loaded_factory() as session:
+        states = set(session.scalars(select(RawDataFile.state)))
+    assert states == {RawDataFileState.CHECKSUMMED}
