@@ -25,7 +25,7 @@ from ccat_hpc.executors.base import (
     task_environment,
 )
 from ccat_hpc.executors.local_runner import read_json, task_file
-from ccat_hpc.executors.process import ExecutorError
+from ccat_hpc.executors.process import ExecutorError, start_detached
 from ccat_hpc.executors.slurm_time import seconds_of
 
 STATE_ROOT_ENV = "CCAT_HPC_LOCAL_JOBS"
@@ -70,9 +70,8 @@ class LocalExecutor:
             "name": job_name(job),
         }
         (folder / "spec.json").write_text(json.dumps(spec))
-        log = (folder / "runner.log").open("ab")
-        pid = _spawn([sys.executable, "-m", "ccat_hpc.executors.local_runner", str(folder)], log)
-        log.close()
+        runner = [sys.executable, "-m", "ccat_hpc.executors.local_runner", str(folder)]
+        pid = start_detached(runner, folder / "runner.log")
         (folder / "runner.pid").write_text(str(pid))
         return [SubmittedArray(job_id, 0, job.task_count)]
 
@@ -98,15 +97,6 @@ class LocalExecutor:
         if not (folder / "spec.json").exists():
             raise ExecutorError(f"no local job {array.job_id} in {self.state_root}")
         return folder
-
-
-def _spawn(argv: list[str], log: object) -> int:
-    import subprocess
-
-    process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-    )  # type: ignore[call-overload]
-    return int(process.pid)
 
 
 def _runner_alive(folder: Path) -> bool:

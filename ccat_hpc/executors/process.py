@@ -1,9 +1,11 @@
-"""Every subprocess call of the executors goes through :func:`run_command`."""
+"""Every subprocess the executors start goes through :func:`run_command` (run and wait)
+or :func:`start_detached` (a supervisor that outlives the caller)."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from ccat_hpc.errors import CcatHpcError
 
@@ -40,3 +42,16 @@ def run_command(
         reason = lines[0] if lines else f"exit code {finished.returncode}"
         raise ExecutorError(f"{' '.join(argv[:2])}: {reason}")
     return finished
+
+
+def start_detached(argv: Sequence[str], log: Path) -> int:
+    """Start ``argv`` in a session of its own, output appended to ``log``; return its pid."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            list(argv),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return process.pid

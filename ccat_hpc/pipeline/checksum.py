@@ -1,8 +1,8 @@
 """The checksum step: xxh3-128 of newly filed RawDataFiles, on their SOURCE copy.
 
 Files in state FILED are planned into tasks by bytes (:func:`plan_tasks`, pure). A
-task hashes its files (streaming, bounded memory) and records, per file, in one
-transaction per file:
+task loads its files in one query, hashes them (streaming, bounded memory) and
+records the outcomes in groups, with bulk updates:
 
 - no checksum in the manifest: the computed one; file CHECKSUMMED, copy VERIFIED;
 - the manifest's checksum matches: file CHECKSUMMED, copy VERIFIED;
@@ -12,25 +12,33 @@ transaction per file:
 
 from __future__ import annotations
 
-import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import xxhash
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
-from ccat_hpc.db.models import DiskDataLocation, RawDataFile, RawDataFilePhysicalCopy
+from ccat_hpc.db.models import (
+    DiskDataLocation,
+    PhysicalCopy,
+    RawDataFile,
+    RawDataFilePhysicalCopy,
+)
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState
+from ccat_hpc.engine.reader import DEFAULT_READ_SIZE
 
 if TYPE_CHECKING:
     from ccat_hpc.jobs.runner import TaskContext
 
-READ_SIZE = 1024 * 1024
+READ_SIZE = DEFAULT_READ_SIZE  # cache-sized reads: 2x faster than 1 MiB here
+RECORD_EVERY = 500
+RECORD_EVERY_SECONDS = 10.0
 DEFAULT_BYTES_PER_TASK = 4 * 1024**3
 DEFAULT_FILES_PER_TASK = 5000
 
@@ -98,54 +106,110 @@ _COPY_STATE = {
 }
 
 
-def _source_copy(session: Session, file_id: int) -> tuple[RawDataFilePhysicalCopy, Path] | None:
-    row = session.execute(
-        select(RawDataFilePhysicalCopy, DiskDataLocation.path)
-        .join(DiskDataLocation, RawDataFilePhysicalCopy.data_location_id == DiskDataLocation.id)
-        .where(
-            RawDataFilePhysicalCopy.raw_data_file_id == file_id,
-            DiskDataLocation.location_type == LocationType.SOURCE,
+@dataclass(frozen=True)
+class Target:
+    file_id: int
+    copy_id: int | None
+    path: Path | None
+    expected: str | None
+    size: int
+
+
+def load_targets(session: Session, file_ids: Sequence[int]) -> list[Target]:
+    """The FILED files among ``file_ids`` with their SOURCE copy on disk (one query)."""
+    rows = session.execute(
+        select(
+            RawDataFile.id,
+            RawDataFile.relative_path,
+            RawDataFile.checksum,
+            RawDataFile.size,
+            RawDataFilePhysicalCopy.id,
+            DiskDataLocation.path,
         )
-    ).first()
-    return None if row is None else (row[0], Path(row[1]))
+        .outerjoin(
+            RawDataFilePhysicalCopy, RawDataFilePhysicalCopy.raw_data_file_id == RawDataFile.id
+        )
+        .outerjoin(
+            DiskDataLocation,
+            (RawDataFilePhysicalCopy.data_location_id == DiskDataLocation.id)
+            & (DiskDataLocation.location_type == LocationType.SOURCE),
+        )
+        .where(RawDataFile.id.in_(file_ids), RawDataFile.state == RawDataFileState.FILED)
+    ).all()
+    targets: dict[int, Target] = {}
+    for file_id, relative, expected, size, copy_id, root in rows:
+        if root is not None or file_id not in targets:
+            path = Path(root) / relative if root is not None else None
+            targets[file_id] = Target(file_id, copy_id if root else None, path, expected, size)
+    return [targets[i] for i in file_ids if i in targets]
 
 
-def checksum_one(session: Session, file_id: int, buffer: bytearray) -> FileOutcome | None:
-    """Hash one file's SOURCE copy and record the outcome (caller commits)."""
-    raw = session.get(RawDataFile, file_id)
-    if raw is None or raw.state != RawDataFileState.FILED:
-        return None  # done by an earlier attempt
-    found = _source_copy(session, file_id)
-    computed, problem = None, None
-    if found is None:
-        problem = "no SOURCE copy on disk is recorded"
-    else:
-        try:
-            computed = hash_file(found[1] / raw.relative_path, buffer)
-        except OSError as exc:
-            problem = f"{found[1] / raw.relative_path}: {exc.strerror or exc}"
-    outcome = judge(raw.checksum, computed, problem)
-    raw.state, raw.failure_reason = outcome.state, outcome.reason
-    if outcome.state == RawDataFileState.CHECKSUMMED:
-        raw.checksum, raw.checksum_algorithm = outcome.checksum, "xxh3_128"
-    if found is not None:
-        copy = found[0]
-        copy.state, copy.failure_reason = _COPY_STATE[outcome.state], outcome.reason
+def hash_target(target: Target, buffer: bytearray) -> FileOutcome:
+    """Hash one file and judge it (no database work)."""
+    if target.path is None:
+        return judge(target.expected, None, "no SOURCE copy on disk is recorded")
+    try:
+        return judge(target.expected, hash_file(target.path, buffer), None)
+    except OSError as exc:
+        return judge(target.expected, None, f"{target.path}: {exc.strerror or exc}")
+
+
+def record_outcomes(session: Session, outcomes: Sequence[tuple[Target, FileOutcome]]) -> None:
+    """Record a group of outcomes with two bulk updates (caller commits)."""
+    now = utcnow()
+    file_rows: list[dict[str, Any]] = []
+    copy_rows: list[dict[str, Any]] = []
+    for target, outcome in outcomes:
+        row: dict[str, Any] = {
+            "id": target.file_id,
+            "state": outcome.state,
+            "failure_reason": outcome.reason,
+        }
         if outcome.state == RawDataFileState.CHECKSUMMED:
-            copy.verified_at = utcnow()
-    return outcome
+            row.update(checksum=outcome.checksum, checksum_algorithm="xxh3_128")
+        file_rows.append(row)
+        if target.copy_id is not None:
+            verified = now if outcome.state == RawDataFileState.CHECKSUMMED else None
+            copy_rows.append(
+                {
+                    "id": target.copy_id,
+                    "state": _COPY_STATE[outcome.state],
+                    "failure_reason": outcome.reason,
+                    "verified_at": verified,
+                }
+            )
+    if file_rows:
+        session.execute(update(RawDataFile), file_rows)
+    if copy_rows:
+        session.execute(update(PhysicalCopy), copy_rows)
 
 
 def checksum_task(context: TaskContext) -> dict[str, Any]:
-    """The checksum job's handler: every file of the task, one transaction each."""
+    """The checksum job's handler: hash every file of the task, record them in groups.
+
+    A group is committed every ``RECORD_EVERY`` files or seconds; files hashed but not
+    yet recorded when a task dies are still FILED and are hashed again by the retry.
+    """
+    with context.factory() as session:
+        targets = load_targets(session, [int(i) for i in context.items])
     buffer = bytearray(READ_SIZE)
     counts = {state.value: 0 for state in _COPY_STATE}
     hashed_bytes = 0
-    for file_id in context.items:
+    group: list[tuple[Target, FileOutcome]] = []
+    last = time.monotonic()
+    for target in targets:
+        outcome = hash_target(target, buffer)
+        group.append((target, outcome))
+        counts[outcome.state.value] += 1
+        hashed_bytes += target.size if outcome.checksum else 0
+        if len(group) >= RECORD_EVERY or time.monotonic() - last > RECORD_EVERY_SECONDS:
+            _record(context, group)
+            group, last = [], time.monotonic()
+    _record(context, group)
+    return {**counts, "bytes": hashed_bytes}
+
+
+def _record(context: TaskContext, group: Sequence[tuple[Target, FileOutcome]]) -> None:
+    if group:
         with transaction(context.factory) as session:
-            outcome = checksum_one(session, int(file_id), buffer)
-            if outcome is not None:
-                counts[outcome.state.value] += 1
-                raw = session.get(RawDataFile, int(file_id))
-                hashed_bytes += raw.size if raw is not None and outcome.checksum else 0
-    return {**counts, "bytes": hashed_bytes, "host_pid": os.getpid()}
+            record_outcomes(session, group)
