@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 scripts/system-packages.sh
 scripts/bootstrap.sh test dev mpi submitit
 
-if scripts/services.sh status | grep -q stopped; then
+# (status is read whole: `grep -q` would close the pipe early and fail it under pipefail)
+if [[ "$(scripts/services.sh status)" == *stopped* ]]; then
     trap 'scripts/services.sh down' EXIT
 fi
 scripts/services.sh up
