@@ -164,7 +164,7 @@ def on_every_rank(
 
 @dataclass
 class OrderedStream(Generic[T]):
-    """Items produced round-robin by the ranks and consumed in order by rank 0.
+    """Items produced by the ranks in turn (:func:`item_owner`), consumed in order by rank 0.
 
     ``produce(item, buffer)`` fills a buffer with the item's bytes (and may write
     them somewhere); ``consume(item, data)`` runs on rank 0 for every item in order;
