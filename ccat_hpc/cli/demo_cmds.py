@@ -27,6 +27,27 @@ def _step(text: str) -> None:
     click.secho(f"==> {text}", bold=True)
 
 
+def _checksum(app: AppContext, workdir: Path) -> None:
+    from ccat_hpc.executors.local import LocalExecutor
+    from ccat_hpc.jobs.batches import wait_for_batch
+    from ccat_hpc.jobs.checksum_batch import submit_checksum
+    from ccat_hpc.sites.schema import SlurmProfile
+
+    factory = app.sessions()
+    executor = LocalExecutor(state_root=workdir / "local-jobs")
+    environment = {"CCAT_HPC_DB": app.db_url}
+    submitted = submit_checksum(factory, executor, environment, workdir / "jobs", SlurmProfile())
+    if submitted is None:
+        click.echo("no file is waiting for its checksum")
+        return
+    summary = wait_for_batch(factory, submitted.batch_id, executor, poll_seconds=0.5)
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.tasks.items()))
+    click.echo(
+        f"batch {submitted.batch_id}: {len(submitted.file_ids)} file(s) in "
+        f"{submitted.tasks} task(s): {counts}"
+    )
+
+
 def _demo_environment(workdir: Path) -> None:
     os.environ.setdefault("CCAT_DATA_ROOT", str(workdir / "data"))
     os.environ.setdefault("CCAT_ARCHIVE_STORAGE", "disk")
@@ -44,7 +65,7 @@ def _demo_environment(workdir: Path) -> None:
 @click.option("--file-size", default=1_000_000, show_default=True, help="Bytes per file.")
 @pass_app
 def demo(app: AppContext, workdir: Path, file_count: int, file_size: int) -> None:
-    """Set up ops-db, load sites and catalog, observe, file through the watcher, show status."""
+    """Set up ops-db, load sites and catalog, observe, file, checksum, show status."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     _demo_environment(workdir)
@@ -71,6 +92,8 @@ def demo(app: AppContext, workdir: Path, file_count: int, file_size: int) -> Non
     outcomes = watch_once(factory, inbox, stable_seconds=0.0)
     for outcome in outcomes:
         click.echo(f"{outcome.status} {outcome.path.name}: {outcome.message}")
+    _step("checksum job array on the local executor (xxh3-128 of every new file)")
+    _checksum(app, workdir)
     _step("status")
     with transaction(factory) as session:
         click.echo(render_status(collect_status(session)))

@@ -234,19 +234,32 @@ def checksum(
 ) -> None:
     """Submit the checksum job array for every filed file that has not been checked."""
     from ccat_hpc.db.session import transaction
-    from ccat_hpc.pipeline.checksum import files_to_checksum, plan_tasks
+    from ccat_hpc.executors.factory import make_executor
+    from ccat_hpc.jobs.batches import profile_for
+    from ccat_hpc.jobs.checksum_batch import submit_checksum
 
-    with transaction(app.sessions()) as session:
-        files = files_to_checksum(session)
-    if not files:
+    factory = app.sessions()
+    with transaction(factory) as session:
+        profile = profile_for(_site_profiles(session, site), "checksum")
+    submitted = submit_checksum(
+        factory,
+        make_executor(executor),
+        {"CCAT_HPC_DB": app.db_url},
+        workdir.resolve(),
+        profile,
+        bytes_per_task,
+        site,
+    )
+    if submitted is None:
         click.echo("nothing to checksum: no file is waiting")
         return
-    tasks = plan_tasks(files, bytes_per_task)
-    batch_id = _submit(app, "checksum", list(tasks), executor, workdir, site, {}, None)
-    click.echo(f"batch {batch_id} submitted: {len(files)} file(s) in {len(tasks)} task(s)")
+    click.echo(
+        f"batch {submitted.batch_id} submitted: {len(submitted.file_ids)} file(s) "
+        f"in {submitted.tasks} task(s)"
+    )
     if wait:
-        _wait_and_report(app, batch_id, executor)
-        _report_files(app, [f for task in tasks for f in task])
+        _wait_and_report(app, submitted.batch_id, executor)
+        _report_files(app, submitted.file_ids)
 
 
 def _report_files(app: AppContext, file_ids: list[int]) -> None:

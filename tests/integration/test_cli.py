@@ -179,4 +179,6 @@ def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: 
     assert (tmp_path / "demo/ccat-hpc.sqlite").is_file()
     assert len(list((tmp_path / "demo/manifests/filed").glob("*.json"))) == 2
     status = run(str(tmp_path / "demo/ccat-hpc.sqlite"), "status", "--json")
-    assert json.loads(status.stdout)["raw_data_files"]["filed"]["count"] == 6
+    files = json.loads(status.stdout)["raw_data_files"]
+    assert files["checksummed"]["count"] == 6 and "filed" not in files  # checksum job ran
+    assert "6 file(s) in 1 task(s): 1 succeeded" in result.stdout
