@@ -62,7 +62,7 @@ def run(app: AppContext, kind: str, batch_id: int, task_index: int | None) -> No
 
 @job.command("submit")
 @click.argument("kind")
-@click.option("--tasks", type=int, default=1, show_default=True)
+@click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--param", "params", multiple=True, help="KEY=JSON parameter for the tasks.")
 @click.option("--throttle", type=int, help="At most this many tasks at a time.")
 @EXECUTOR_OPTION
@@ -167,17 +167,12 @@ def _print_failures(app: AppContext, batch_id: int) -> None:
 @pass_app
 def status(app: AppContext, batch_id: int, as_json: bool) -> None:
     """Track BATCH once and show its tasks."""
-    from ccat_hpc.db.models import JobBatch
     from ccat_hpc.db.session import transaction
     from ccat_hpc.executors.factory import make_executor
     from ccat_hpc.jobs.batches import tasks_of, track_batch
 
     factory = app.sessions()
-    with transaction(factory) as session:
-        batch = session.get(JobBatch, batch_id)
-        if batch is None:
-            raise NotFoundError(f"no job batch {batch_id}")
-        executor_name = batch.executor
+    executor_name = _executor_of(app, batch_id)
     summary = track_batch(factory, batch_id, make_executor(executor_name))
     with transaction(factory) as session:
         rows = [
@@ -202,24 +197,34 @@ def status(app: AppContext, batch_id: int, as_json: bool) -> None:
 
 @job.command("wait")
 @click.argument("batch_id", type=int)
-@click.option("--executor", type=click.Choice(["local", "slurm"]), required=True)
 @pass_app
-def wait_command(app: AppContext, batch_id: int, executor: str) -> None:
+def wait_command(app: AppContext, batch_id: int) -> None:
     """Wait until BATCH is done; exit non-zero if any task did not succeed."""
-    _wait_and_report(app, batch_id, executor)
+    _wait_and_report(app, batch_id, _executor_of(app, batch_id))
 
 
 @job.command("cancel")
 @click.argument("batch_id", type=int)
-@click.option("--executor", type=click.Choice(["local", "slurm"]), required=True)
 @pass_app
-def cancel(app: AppContext, batch_id: int, executor: str) -> None:
+def cancel(app: AppContext, batch_id: int) -> None:
     """Cancel every task of BATCH that has not ended."""
     from ccat_hpc.executors.factory import make_executor
     from ccat_hpc.jobs.batches import cancel_batch
 
-    cancel_batch(app.sessions(), batch_id, make_executor(executor))
+    cancel_batch(app.sessions(), batch_id, make_executor(_executor_of(app, batch_id)))
     click.echo(f"batch {batch_id}: cancel requested")
+
+
+def _executor_of(app: AppContext, batch_id: int) -> str:
+    """The executor a batch was submitted to (as recorded in ops-db)."""
+    from ccat_hpc.db.models import JobBatch
+    from ccat_hpc.db.session import transaction
+
+    with transaction(app.sessions()) as session:
+        batch = session.get(JobBatch, batch_id)
+        if batch is None:
+            raise NotFoundError(f"no job batch {batch_id}")
+        return batch.executor
 
 
 @click.command("checksum")

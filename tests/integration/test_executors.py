@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -318,3 +319,43 @@ def test_checksum_job_array_end_to_end(
         assert batch.state == JobBatchState.DONE and batch.executor == executor.name
     again = subprocess.run([*command], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and "nothing to checksum" in again.stdout
+
+
+def test_job_commands_submit_follow_and_cancel(
+    jobs_db: tuple[str, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    env = dict(
+        os.environ,
+        CCAT_HPC_DB=jobs_db[0],
+        CCAT_HPC_EXECUTOR="local",
+        CCAT_HPC_LOCAL_JOBS=str(tmp_path / "local-jobs"),
+        CCAT_HPC_JOBS_DIR=str(tmp_path / "jobs"),
+    )
+
+    def ccat(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ccat_hpc", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=WAIT,
+            cwd=tmp_path,
+        )
+
+    done = ccat("job", "submit", "noop", "--tasks", "2", "--param", "fail_tasks=[1]", "--wait")
+    assert done.returncode == 1
+    assert "batch 1: done (1 failed, 1 succeeded)" in done.stdout
+    assert "task 1: failed: task 1 was asked to fail" in done.stderr
+    shown = ccat("job", "status", "1", "--json")
+    assert [t["state"] for t in json.loads(shown.stdout)["tasks"]] == ["succeeded", "failed"]
+    assert ccat("job", "submit", "sleep", "--param", "seconds=120").returncode == 0
+    deadline = time.monotonic() + 60
+    while "running" not in ccat("job", "status", "2").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert ccat("job", "cancel", "2").returncode == 0
+    waited = ccat("job", "wait", "2")
+    assert waited.returncode == 1 and "batch 2: done (1 cancelled)" in waited.stdout
+    missing = ccat("job", "status", "99")
+    assert missing.returncode == 4 and "no job batch 99" in missing.stderr
+    assert ccat("job", "submit", "noop", "--tasks", "0").returncode == 2
