@@ -69,7 +69,10 @@ class LocalExecutor:
             "log_name": f"{job.kind}-{job.batch_id}-{job_id}",
             "name": job_name(job),
         }
-        (folder / "spec.json").write_text(json.dumps(spec))
+        # the environment may hold the ops-db URL with its password: owner-only file
+        spec_fd = os.open(folder / "spec.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(spec_fd, "w") as handle:
+            handle.write(json.dumps(spec))
         runner = [sys.executable, "-m", "ccat_hpc.executors.local_runner", str(folder)]
         pid = start_detached(runner, folder / "runner.log")
         (folder / "runner.pid").write_text(str(pid))
