@@ -83,6 +83,26 @@ def parse_sacct(text: str) -> dict[tuple[str, int], TaskReport]:
     return reports
 
 
+def parse_scontrol_jobs(text: str) -> dict[tuple[str, int], TaskReport]:
+    """``scontrol show job -o`` lines of array tasks → reports (with exit codes)."""
+    reports = {}
+    for line in text.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        array_job, task = fields.get("ArrayJobId", ""), fields.get("ArrayTaskId", "")
+        if not (array_job.isdigit() and task.isdigit()):
+            continue
+        code, _, signal = fields.get("ExitCode", "").partition(":")
+        exit_code = int(code) if code.isdigit() else None
+        if exit_code == 0 and signal.isdigit() and int(signal):
+            exit_code = 128 + int(signal)
+        reason = fields.get("Reason", "")
+        report = TaskReport(
+            task_status(fields.get("JobState", "")), exit_code, "" if reason == "None" else reason
+        )
+        reports[(array_job, int(task))] = report
+    return reports
+
+
 def parse_max_array_size(config_text: str) -> int:
     match = re.search(r"^MaxArraySize\s*=\s*(\d+)", config_text, re.MULTILINE)
     return int(match.group(1)) if match else 1001
@@ -153,7 +173,17 @@ class SlurmExecutor:
         for key, report in parse_sacct(accounted.stdout).items():
             if report.final or key not in seen:
                 seen[key] = report
+        self._add_exit_codes(seen)
         return _by_batch_task(arrays, seen)
+
+    def _add_exit_codes(self, seen: dict[tuple[str, int], TaskReport]) -> None:
+        """Exit codes of ended tasks that accounting has not heard of yet (it lags)."""
+        lacking = sorted({job for (job, _), r in seen.items() if r.final and r.exit_code is None})
+        for job_id in lacking:
+            shown = run_command(["scontrol", "show", "job", "-o", job_id], check=False).stdout
+            for key, report in parse_scontrol_jobs(shown).items():
+                if key in seen and report.final and seen[key].exit_code is None:
+                    seen[key] = report
 
     def cancel(self, arrays: Sequence[SubmittedArray]) -> None:
         if arrays:

@@ -17,7 +17,13 @@ from ccat_hpc.executors.render import (
     template_name,
     templates_dir,
 )
-from ccat_hpc.executors.slurm import parse_max_array_size, parse_sacct, parse_squeue, task_status
+from ccat_hpc.executors.slurm import (
+    parse_max_array_size,
+    parse_sacct,
+    parse_scontrol_jobs,
+    parse_squeue,
+    task_status,
+)
 from ccat_hpc.executors.slurm_time import seconds_of
 from ccat_hpc.jobs.batches import profile_for, silent_end
 from ccat_hpc.jobs.runner import TaskFailure, task_index_from
@@ -128,6 +134,15 @@ def test_slurm_states_and_outputs_are_parsed() -> None:
     assert reports[("12", 1)] == TaskReport(TaskStatus.TIMEOUT, 143, "TimeLimit")
     assert reports[("12", 2)].exit_code == 3
     assert parse_max_array_size("Foo = 1\nMaxArraySize            = 1001\n") == 1001
+    shown = (
+        "JobId=7 ArrayJobId=5 ArrayTaskId=2 JobState=FAILED Reason=NonZeroExitCode ExitCode=3:0\n"
+        "JobId=8 ArrayJobId=5 ArrayTaskId=3 JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15\n"
+        "JobId=5 ArrayJobId=5 ArrayTaskId=4-9 JobState=PENDING Reason=None ExitCode=0:0\n"
+    )
+    assert parse_scontrol_jobs(shown) == {
+        ("5", 2): TaskReport(TaskStatus.FAILED, 3, "NonZeroExitCode"),
+        ("5", 3): TaskReport(TaskStatus.TIMEOUT, 143, "TimeLimit"),
+    }
 
 
 def task(state: JobTaskState) -> JobTask:
