@@ -12,11 +12,12 @@ import click
 
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.errors import NotFoundError
+from ccat_hpc.executors.factory import EXECUTORS, default_executor_name
 
 EXECUTOR_OPTION = click.option(
     "--executor",
-    type=click.Choice(["local", "slurm"]),
-    default=lambda: os.environ.get("CCAT_HPC_EXECUTOR", "local"),
+    type=click.Choice(EXECUTORS),
+    default=default_executor_name,
     show_default="$CCAT_HPC_EXECUTOR or local",
     help="Where the job array runs.",
 )

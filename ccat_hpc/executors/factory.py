@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ccat_hpc.errors import ConfigError
-from ccat_hpc.executors.base import Executor
+
+if TYPE_CHECKING:  # the CLI imports this module for its option choices: keep it light
+    from ccat_hpc.executors.base import Executor
 
 EXECUTOR_ENV = "CCAT_HPC_EXECUTOR"
 EXECUTORS = ("local", "slurm")
