@@ -53,6 +53,19 @@ def task_status(slurm_state: str) -> TaskStatus:
     return _STATE_MAP.get(word, TaskStatus.FAILED if word else TaskStatus.UNKNOWN)
 
 
+def parse_exit_code(text: str) -> int | None:
+    """Slurm's ``CODE:SIGNAL`` as one exit code (killed by signal N → 128 + N)."""
+    code, _, signal = text.partition(":")
+    exit_code = int(code) if code.isdigit() else None
+    if exit_code == 0 and signal.isdigit() and int(signal):
+        exit_code = 128 + int(signal)
+    return exit_code
+
+
+def _reason(text: str) -> str:
+    return "" if text == "None" else text
+
+
 def parse_squeue(text: str) -> dict[tuple[str, int], TaskReport]:
     """Lines ``JOBID_INDEX|STATE|REASON`` (squeue -r -o '%i|%T|%r') → reports."""
     reports = {}
@@ -60,7 +73,7 @@ def parse_squeue(text: str) -> dict[tuple[str, int], TaskReport]:
         parts = line.strip().split("|")
         match = _TASK_ID.match(parts[0]) if len(parts) >= 2 else None
         if match:
-            reason = parts[2] if len(parts) > 2 and parts[2] != "None" else ""
+            reason = _reason(parts[2]) if len(parts) > 2 else ""
             key = (match.group(1), int(match.group(2)))
             reports[key] = TaskReport(task_status(parts[1]), None, reason)
     return reports
@@ -73,13 +86,9 @@ def parse_sacct(text: str) -> dict[tuple[str, int], TaskReport]:
         parts = line.strip().split("|")
         match = _TASK_ID.match(parts[0]) if len(parts) >= 3 else None
         if match:
-            code, _, signal = parts[2].partition(":")
-            exit_code = int(code) if code.isdigit() else None
-            if exit_code == 0 and signal.isdigit() and int(signal):
-                exit_code = 128 + int(signal)
-            reason = parts[3] if len(parts) > 3 and parts[3] != "None" else ""
+            reason = _reason(parts[3]) if len(parts) > 3 else ""
             key = (match.group(1), int(match.group(2)))
-            reports[key] = TaskReport(task_status(parts[1]), exit_code, reason)
+            reports[key] = TaskReport(task_status(parts[1]), parse_exit_code(parts[2]), reason)
     return reports
 
 
@@ -91,15 +100,11 @@ def parse_scontrol_jobs(text: str) -> dict[tuple[str, int], TaskReport]:
         array_job, task = fields.get("ArrayJobId", ""), fields.get("ArrayTaskId", "")
         if not (array_job.isdigit() and task.isdigit()):
             continue
-        code, _, signal = fields.get("ExitCode", "").partition(":")
-        exit_code = int(code) if code.isdigit() else None
-        if exit_code == 0 and signal.isdigit() and int(signal):
-            exit_code = 128 + int(signal)
-        reason = fields.get("Reason", "")
-        report = TaskReport(
-            task_status(fields.get("JobState", "")), exit_code, "" if reason == "None" else reason
+        reports[(array_job, int(task))] = TaskReport(
+            task_status(fields.get("JobState", "")),
+            parse_exit_code(fields.get("ExitCode", "")),
+            _reason(fields.get("Reason", "")),
         )
-        reports[(array_job, int(task))] = report
     return reports
 
 
