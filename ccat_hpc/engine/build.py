@@ -29,6 +29,7 @@ from ccat_hpc.engine.errors import EngineError, SourceChanged
 from ccat_hpc.engine.hashing import StreamHasher
 from ccat_hpc.engine.index import parse_index
 from ccat_hpc.engine.layout import MemberSpec, PackageLayout, compute_layout
+from ccat_hpc.engine.positional import read_at, write_at
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -76,12 +77,8 @@ class SourceReader:
 
     def read_into(self, member: int, offset: int, view: memoryview) -> None:
         fd = self._fd(member)
-        done = 0
-        while done < len(view):
-            count = os.preadv(fd, [view[done:]], offset + done)
-            if count == 0:
-                raise SourceChanged(f"{self.specs[member].source}: shrank while being packaged")
-            done += count
+        if read_at(fd, view, offset) < len(view):
+            raise SourceChanged(f"{self.specs[member].source}: shrank while being packaged")
         if offset + len(view) == self.specs[member].size:
             self._check_unchanged(member, fd)
 
@@ -103,13 +100,6 @@ def assemble(chunk: Chunk, reader: SourceReader, buffer: bytearray) -> memoryvie
         else:
             target[:] = piece.literal
     return view
-
-
-def write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
 
 
 def write_chunk(fd: int, buffer: bytearray, length: int, offset: int, zeros: bytes) -> None:

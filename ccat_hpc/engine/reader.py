@@ -18,6 +18,7 @@ import xxhash
 from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.engine.index import INDEX_NAME, parse_index
 from ccat_hpc.engine.layout import check_member_name
+from ccat_hpc.engine.positional import read_at
 from ccat_hpc.engine.tarformat import BLOCK
 
 TAIL_START = 64 * 1024
@@ -57,12 +58,8 @@ class LocalFile:
         return data
 
     def read_into(self, offset: int, view: memoryview) -> None:
-        done = 0
-        while done < len(view):
-            count = os.preadv(self._fd, [view[done:]], offset + done)
-            if count == 0:
-                raise PackageCorrupt(f"{self.path}: truncated (wanted {len(view)} at {offset})")
-            done += count
+        if read_at(self._fd, view, offset) < len(view):
+            raise PackageCorrupt(f"{self.path}: truncated (wanted {len(view)} at {offset})")
 
     def close(self) -> None:
         os.close(self._fd)
