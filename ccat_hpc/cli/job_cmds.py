@@ -106,24 +106,23 @@ def _submit(
 ) -> int:
     from ccat_hpc.db.session import transaction
     from ccat_hpc.executors.factory import make_executor
-    from ccat_hpc.jobs.batches import create_batch, profile_for, submit_batch
+    from ccat_hpc.jobs.batches import create_and_submit, profile_for
 
     factory = app.sessions()
     with transaction(factory) as session:
         profile = profile_for(_site_profiles(session, site), kind)
-        batch = create_batch(
-            session,
-            kind,
-            items,
-            executor=executor_name,
-            profile=profile,
-            working_dir=workdir.resolve(),
-            parameters=parameters,
-            site_name=site,
-        )
-        batch_id = batch.id
-    environment = {"CCAT_HPC_DB": app.db_url}
-    submit_batch(factory, batch_id, make_executor(executor_name), environment, throttle=throttle)
+    batch_id, _ = create_and_submit(
+        factory,
+        make_executor(executor_name),
+        kind,
+        items,
+        working_dir=workdir.resolve(),
+        environment={"CCAT_HPC_DB": app.db_url},
+        profile=profile,
+        parameters=parameters,
+        site_name=site,
+        throttle=throttle,
+    )
     return batch_id
 
 

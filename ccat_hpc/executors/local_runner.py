@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccat_hpc.executors.base import FINAL_STATUSES
+
 POLL_SECONDS = 0.1
 KILL_GRACE_SECONDS = 5.0
 
@@ -80,7 +82,7 @@ class Runner:
         for other in self.spec["depends_on"]:
             while not self.stopping:
                 statuses = _statuses(Path(other))
-                if statuses is not None and all(s in FINAL for s in statuses):
+                if statuses is not None and all(s in FINAL_STATUSES for s in statuses):
                     if any(s != "COMPLETED" for s in statuses):
                         return False
                     break
@@ -132,11 +134,8 @@ class Runner:
         for index in range(self.spec["task_count"]):
             path = task_file(self.folder, index)
             current = read_json(path)
-            if current is None or current.get("status") not in FINAL:
+            if current is None or current.get("status") not in FINAL_STATUSES:
                 write_json(path, {"status": status, "exit_code": None, "reason": reason})
-
-
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 
 
 def _statuses(folder: Path) -> list[str] | None:

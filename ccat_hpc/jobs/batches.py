@@ -112,6 +112,36 @@ def submit_batch(
     return arrays
 
 
+def create_and_submit(
+    factory: sessionmaker[Session],
+    executor: Executor,
+    kind: str,
+    items_per_task: Sequence[Sequence[Any]],
+    *,
+    working_dir: Path,
+    environment: Mapping[str, str],
+    profile: SlurmProfile,
+    parameters: Mapping[str, Any] | None = None,
+    site_name: str | None = None,
+    throttle: int | None = None,
+    depends_on: Sequence[SubmittedArray] = (),
+) -> tuple[int, list[SubmittedArray]]:
+    """Create a batch (committed) and submit it; returns its id and what was submitted."""
+    with transaction(factory) as session:
+        batch = create_batch(
+            session,
+            kind,
+            items_per_task,
+            executor=executor.name,
+            profile=profile,
+            working_dir=working_dir,
+            parameters=parameters,
+            site_name=site_name,
+        )
+        batch_id = batch.id
+    return batch_id, submit_batch(factory, batch_id, executor, environment, depends_on, throttle)
+
+
 def arrays_of(batch: JobBatch) -> list[SubmittedArray]:
     return [SubmittedArray.from_json(data) for data in batch.external_ids]
 

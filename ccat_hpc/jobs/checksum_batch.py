@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.session import transaction
 from ccat_hpc.executors.base import Executor
-from ccat_hpc.jobs.batches import create_batch, submit_batch
+from ccat_hpc.jobs.batches import create_and_submit
 from ccat_hpc.pipeline.checksum import DEFAULT_BYTES_PER_TASK, files_to_checksum, plan_tasks
 from ccat_hpc.sites.schema import SlurmProfile
 
@@ -34,18 +34,17 @@ def submit_checksum(
     """Submit one batch for every FILED file; None when no file is waiting."""
     with transaction(factory) as session:
         files = files_to_checksum(session)
-        if not files:
-            return None
-        tasks = plan_tasks(files, bytes_per_task)
-        batch = create_batch(
-            session,
-            "checksum",
-            tasks,
-            executor=executor.name,
-            profile=profile,
-            working_dir=working_dir,
-            site_name=site_name,
-        )
-        batch_id = batch.id
-    submit_batch(factory, batch_id, executor, environment)
+    if not files:
+        return None
+    tasks = plan_tasks(files, bytes_per_task)
+    batch_id, _ = create_and_submit(
+        factory,
+        executor,
+        "checksum",
+        tasks,
+        working_dir=working_dir,
+        environment=environment,
+        profile=profile,
+        site_name=site_name,
+    )
     return ChecksumSubmission(batch_id, [file_id for file_id, _ in files], len(tasks))

@@ -58,6 +58,12 @@ def external_id(environ: Mapping[str, str]) -> str | None:
     return f"{job}_{task}" if job and task else environ.get("SLURM_JOB_ID")
 
 
+def _task_row(session: Session, batch_id: int, task_index: int) -> JobTask | None:
+    return session.scalars(
+        select(JobTask).where(JobTask.batch_id == batch_id, JobTask.task_index == task_index)
+    ).one_or_none()
+
+
 def start_task(
     factory: sessionmaker[Session],
     kind: str,
@@ -72,9 +78,7 @@ def start_task(
             raise NotFoundError(f"no job batch {batch_id}")
         if batch.kind != kind:
             raise TaskFailure(f"batch {batch_id} is a {batch.kind!r} batch, not {kind!r}")
-        task = session.scalars(
-            select(JobTask).where(JobTask.batch_id == batch_id, JobTask.task_index == task_index)
-        ).one_or_none()
+        task = _task_row(session, batch_id, task_index)
         if task is None:
             raise NotFoundError(f"batch {batch_id} has no task {task_index}")
         check_transition(task.state, JobTaskState.RUNNING)
@@ -100,11 +104,9 @@ def finish_task(
     exit_code: int = 0,
 ) -> None:
     with transaction(factory) as session:
-        task = session.scalars(
-            select(JobTask).where(
-                JobTask.batch_id == context.batch_id, JobTask.task_index == context.task_index
-            )
-        ).one()
+        task = _task_row(session, context.batch_id, context.task_index)
+        if task is None:
+            raise NotFoundError(f"batch {context.batch_id} has no task {context.task_index}")
         if task.state != JobTaskState.RUNNING:
             return  # the tracker or a cancel got there first; its record stands
         task.state = state

@@ -32,8 +32,7 @@ from ccat_hpc.executors.slurm import SlurmExecutor
 from ccat_hpc.jobs.batches import (
     BatchSummary,
     cancel_batch,
-    create_batch,
-    submit_batch,
+    create_and_submit,
     tasks_of,
     wait_for_batch,
 )
@@ -87,20 +86,18 @@ def submit(
     items: list[list[Any]] | None = None,
 ) -> tuple[int, list[SubmittedArray]]:
     url, factory = db
-    with transaction(factory) as session:
-        batch = create_batch(
-            session,
-            kind,
-            items or [[] for _ in range(tasks)],
-            executor=executor.name,
-            profile=profile or SlurmProfile(mem="200M"),
-            working_dir=workdir,
-            parameters=parameters,
-        )
-        batch_id = batch.id
-    environment = {"CCAT_HPC_DB": url, "PYTHONPATH": str(REPO)}
-    arrays = submit_batch(factory, batch_id, executor, environment, depends_on, throttle)
-    return batch_id, arrays
+    return create_and_submit(
+        factory,
+        executor,
+        kind,
+        items or [[] for _ in range(tasks)],
+        working_dir=workdir,
+        environment={"CCAT_HPC_DB": url, "PYTHONPATH": str(REPO)},
+        profile=profile or SlurmProfile(mem="200M"),
+        parameters=parameters,
+        throttle=throttle,
+        depends_on=depends_on,
+    )
 
 
 def finish(
