@@ -21,7 +21,7 @@ export CCAT_HPC_REQUIRE_SERVICES=postgres,tools,mpi,slurm
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 echo "== ruff" >&2
-.venv/bin/ruff check ccat_hpc tests benchmarks migrations
+.venv/bin/ruff check ccat_hpc tests benchmarks
 echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2

@@ -21,9 +21,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from ccat_hpc.catalog.loader import example_catalog_path, load_catalog_file
 from ccat_hpc.db import migrate
 from ccat_hpc.db.session import make_engine, make_session_factory, transaction
-from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
+from ccat_hpc.sites.loader import (
+    load_site_configs,
+    read_site_configs,
+    shipped_site_configs,
+    shipped_site_configs_dir,
+)
 
 REPO = Path(__file__).resolve().parents[1]
+SITE_CONFIGS = shipped_site_configs_dir()
 PG_ENV = "CCAT_HPC_TEST_PG_URL"
 TEMPLATE_DB = "ccat_hpc_template"
 

@@ -10,7 +10,12 @@ from sqlalchemy import select
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.db.models import DataLocation, DataTransferRoute
 from ccat_hpc.db.session import transaction
-from ccat_hpc.sites.loader import load_site_configs, read_site_configs
+from ccat_hpc.sites.loader import (
+    load_site_configs,
+    read_site_configs,
+    shipped_site_configs,
+    shipped_site_configs_dir,
+)
 
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -21,18 +26,34 @@ def sites() -> None:
 
 
 @sites.command("load")
-@click.argument("files", nargs=-1, required=True, type=_PATH)
+@click.argument("files", nargs=-1, type=_PATH)
+@click.option("--shipped", is_flag=True, help="Also load the shipped chile.yaml and cologne.yaml.")
 @click.option("--check", is_flag=True, help="Only validate the files; change nothing.")
 @pass_app
-def load(app: AppContext, files: tuple[Path, ...], check: bool) -> None:
+def load(app: AppContext, files: tuple[Path, ...], shipped: bool, check: bool) -> None:
     """Validate FILES and create or update what they describe (loading twice changes nothing)."""
-    loaded = read_site_configs(list(files))
+    paths = [*shipped_site_configs(), *files] if shipped else list(files)
+    if not paths:
+        raise click.UsageError("give site config FILES, or --shipped")
+    loaded = read_site_configs(paths)
     if check:
         click.echo(f"{len(loaded)} site config(s) valid")
         return
     with transaction(app.sessions()) as session:
         report = load_site_configs(session, loaded)
     click.echo(f"sites loaded from {len(loaded)} file(s): {report.summary()}")
+
+
+@sites.command("shipped")
+@click.option("--dir", "as_dir", is_flag=True, help="Print only the folder.")
+def shipped_command(as_dir: bool) -> None:
+    """Where the site configs shipped with ccat-hpc are (to copy and adapt)."""
+    folder = shipped_site_configs_dir()
+    if as_dir:
+        click.echo(str(folder))
+        return
+    for path in sorted(folder.rglob("*.yaml")):
+        click.echo(str(path))
 
 
 @sites.command("list")

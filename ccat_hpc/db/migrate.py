@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -17,13 +18,14 @@ MIGRATIONS_ENV_VAR = "CCAT_HPC_MIGRATIONS"
 
 
 def migrations_dir() -> Path:
-    """The alembic script folder: ``$CCAT_HPC_MIGRATIONS`` or ``migrations/`` of the checkout."""
+    """The alembic script folder: ``$CCAT_HPC_MIGRATIONS``, else the one shipped in the package."""
     override = os.environ.get(MIGRATIONS_ENV_VAR)
-    folder = Path(override) if override else Path(__file__).resolve().parents[2] / "migrations"
+    shipped = Path(str(resources.files("ccat_hpc.db") / "migrations"))
+    folder = Path(override) if override else shipped
     if not (folder / "env.py").is_file():
         raise ConfigError(
-            f"alembic migrations not found at {folder}; run from a ccat-hpc checkout "
-            f"or set {MIGRATIONS_ENV_VAR}"
+            f"alembic migrations not found at {folder} "
+            f"(an incomplete install, or a wrong {MIGRATIONS_ENV_VAR})"
         )
     return folder
 

@@ -1,6 +1,6 @@
 """sbatch scripts from job templates (pure text; golden-file tested).
 
-A template is ``jobs/templates/KIND.sbatch`` (or ``mpi.sbatch`` for multi-rank
+A template is ``ccat_hpc/executors/templates/KIND.sbatch`` (or ``mpi.sbatch`` for multi-rank
 profiles, ``default.sbatch`` otherwise) with ``${name}`` placeholders. The site's
 Slurm profile for the job kind decides the ``#SBATCH`` lines; secrets such as the
 ops-db URL never go into a script (sbatch passes the submitter's environment on).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 import string
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from ccat_hpc.executors.base import ArrayJob, SubmittedArray, job_name
@@ -96,5 +97,5 @@ def render_script(template: str, job: ArrayJob, piece: ArrayPiece, ccat_command:
 
 
 def templates_dir() -> Path:
-    """``jobs/templates`` of this checkout."""
-    return Path(__file__).resolve().parents[2] / "jobs" / "templates"
+    """The job templates shipped inside the package (``ccat_hpc/executors/templates``)."""
+    return Path(str(resources.files("ccat_hpc.executors") / "templates"))

@@ -9,7 +9,7 @@ For scientists and operators working from a notebook on RAMSES::
 submitit (``pip install 'ccat-hpc[submitit]'``) pickles the function and its items,
 submits one array (on Slurm when ``srun`` is on PATH, else as local processes) and
 returns its jobs. The ``#SBATCH`` lines come from the same :class:`SlurmProfile` the
-job templates use, so one profile in ``site_configs/`` serves both.
+job templates use, so one profile in a site config serves both.
 """
 
 from __future__ import annotations

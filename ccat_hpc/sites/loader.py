@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +196,14 @@ def _location_at(session: Session, name: str | None, site: Site, where: str) -> 
     return location
 
 
+def shipped_site_configs_dir() -> Path:
+    """The site configs shipped inside the package (``ccat_hpc/site_configs``)."""
+    return Path(str(resources.files("ccat_hpc") / "site_configs"))
+
+
 def shipped_site_configs() -> list[Path]:
-    """``site_configs/chile.yaml`` and ``cologne.yaml`` of this checkout."""
-    folder = Path(__file__).resolve().parents[2] / "site_configs"
+    """The shipped ``chile.yaml`` and ``cologne.yaml``."""
+    folder = shipped_site_configs_dir()
     paths = [folder / "chile.yaml", folder / "cologne.yaml"]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:

@@ -1,8 +1,8 @@
-"""The site config file format (``site_configs/*.yaml``), as validated models.
+"""The site config file format (``ccat_hpc/site_configs/*.yaml``), as validated models.
 
 One file describes one site: its DataLocations, the routes that start there, the
 retention policy per location type, and the Slurm profile per job kind. See
-``site_configs/chile.yaml`` for a documented example.
+``ccat_hpc/site_configs/chile.yaml`` for a documented example.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import pytest
 from ccat_hpc.catalog.loader import example_catalog_path
 from ccat_hpc.cli.main import main
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
-from tests.conftest import REPO
+from tests.conftest import SITE_CONFIGS
 
-SITES = [str(REPO / "site_configs/chile.yaml"), str(REPO / "site_configs/cologne.yaml")]
+SITES = [str(SITE_CONFIGS / "chile.yaml"), str(SITE_CONFIGS / "cologne.yaml")]
 
 
 class InProcess:

@@ -23,7 +23,7 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import LocationType, RouteType
 from ccat_hpc.errors import ConfigError
 from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
-from tests.conftest import REPO, table_counts
+from tests.conftest import SITE_CONFIGS, table_counts
 
 TABLES = ("site", "data_location", "disk_data_location", "s3_data_location", "data_transfer_route")
 
@@ -34,7 +34,7 @@ def load_sites(factory: sessionmaker[Session], paths: list[Path]) -> str:
 
 
 def test_sites_load_twice_changes_nothing(factory: sessionmaker[Session], data_root: Path) -> None:
-    paths = [*shipped_site_configs(), REPO / "site_configs/examples/cornell.yaml"]
+    paths = [*shipped_site_configs(), SITE_CONFIGS / "examples/cornell.yaml"]
     first = load_sites(factory, paths)
     created = int(first.split()[0])
     assert first == f"{created} created" and created >= 15
@@ -77,7 +77,7 @@ def test_archive_as_s3_and_changed_values_update(
 
 
 def test_relay_and_custom_routes(factory: sessionmaker[Session], data_root: Path) -> None:
-    load_sites(factory, [*shipped_site_configs(), REPO / "site_configs/examples/cornell.yaml"])
+    load_sites(factory, [*shipped_site_configs(), SITE_CONFIGS / "examples/cornell.yaml"])
     with factory() as session:
         relay = session.scalars(
             select(DataTransferRoute).filter_by(route_type=RouteType.RELAY)
