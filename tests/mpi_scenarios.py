@@ -56,7 +56,7 @@ def main() -> int:
                 comm, lambda: listing(src, args.vanish, expect), out, chunk_size=args.chunk
             )
             record["xxh3_128"] = built.xxh3_128
-            record["members"] = len(built.index["members"])
+            record["members"] = len(built.index.members)
         else:
             package = args.paths[0]
             report = api.verify(comm, package, chunk_size=args.chunk)

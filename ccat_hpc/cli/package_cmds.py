@@ -8,6 +8,7 @@ the other ranks only share the work and exit with the same code.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -18,9 +19,10 @@ from ccat_hpc.cli.progress import terminal_progress
 from ccat_hpc.engine import api
 from ccat_hpc.engine.chunks import DEFAULT_CHUNK_SIZE
 from ccat_hpc.engine.errors import EngineError
+from ccat_hpc.engine.extract import extract_members
 from ccat_hpc.engine.layout import MemberSpec
 from ccat_hpc.engine.mpi import is_root, world
-from ccat_hpc.engine.reader import DEFAULT_READ_SIZE, LocalFile, extract_members
+from ccat_hpc.engine.reader import DEFAULT_READ_SIZE, LocalFile, read_index
 from ccat_hpc.engine.sources import specs_from_folders, specs_from_list
 from ccat_hpc.errors import CcatHpcError
 
@@ -103,7 +105,8 @@ def build(
 @click.option("--checksum", help="Expected xxh3-128 of the whole package.")
 @buffer_option(DEFAULT_READ_SIZE)
 def verify(path: Path, checksum: str | None, buffer_size: int) -> None:
-    """Re-hash PATH and check every member against its index."""
+    """Check PATH: its tar structure against its index, every member's xxh3-128 and the
+    whole package's (against --checksum when given)."""
     comm = world()
     with rank_zero_speaks(comm):
         report = api.verify(
@@ -116,12 +119,41 @@ def verify(path: Path, checksum: str | None, buffer_size: int) -> None:
 @package.command("extract")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("members", nargs=-1, required=True)
-@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Folder to extract into (created if missing).",
+)
 def extract(path: Path, members: tuple[str, ...], folder: Path) -> None:
-    """Read MEMBERS out of PATH by their index entries (range reads), verified."""
+    """Read MEMBERS (names, or folders of members) out of PATH by range reads, verified.
+
+    All or nothing: if one member cannot be extracted, none is left behind.
+    """
     source = LocalFile(path)
     try:
         for target in extract_members(source, list(members), folder):
             click.echo(str(target))
     finally:
         source.close()
+
+
+@package.command("list")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of the index entries.")
+def list_members(path: Path, as_json: bool) -> None:
+    """Show PATH's members from its index: name, size, data offset, xxh3-128 (tab-separated).
+
+    Reads only the end of the package (the index), none of the members.
+    """
+    source = LocalFile(path)
+    try:
+        index = read_index(source)
+    finally:
+        source.close()
+    if as_json:
+        click.echo(json.dumps([entry.as_json() for entry in index.members], ensure_ascii=False))
+        return
+    for entry in index.members:  # names hold no control characters (checked with the index)
+        click.echo(f"{entry.name}\t{entry.size}\t{entry.offset}\t{entry.xxh3_128}")

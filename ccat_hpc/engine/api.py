@@ -15,7 +15,8 @@ from ccat_hpc.engine.build import BuildResult, ProgressCallback, build_package
 from ccat_hpc.engine.chunks import DEFAULT_CHUNK_SIZE
 from ccat_hpc.engine.layout import MemberSpec
 from ccat_hpc.engine.mpi import build_package_mpi, verify_package_mpi
-from ccat_hpc.engine.reader import DEFAULT_READ_SIZE, LocalFile, VerifyReport, verify_package
+from ccat_hpc.engine.reader import DEFAULT_READ_SIZE, LocalFile
+from ccat_hpc.engine.verify import VerifyReport, verify_package
 
 if TYPE_CHECKING:
     from mpi4py.MPI import Intracomm
@@ -45,7 +46,8 @@ def verify(
     chunk_size: int = DEFAULT_READ_SIZE,
     progress: ProgressCallback | None = None,
 ) -> VerifyReport:
-    """Verify the package at ``path`` (whole checksum, every member against the index)."""
+    """Verify the package at ``path``: its tar structure against its index, every member's
+    xxh3-128 and the whole package's (against ``expected`` when given)."""
     if comm is None:
         source = LocalFile(path)
         try:

@@ -22,12 +22,11 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ccat_hpc.engine.chunks import DEFAULT_CHUNK_SIZE, Chunk, iter_chunks
 from ccat_hpc.engine.errors import EngineError, SourceChanged
 from ccat_hpc.engine.hashing import StreamHasher
-from ccat_hpc.engine.index import parse_index
+from ccat_hpc.engine.index import PackageIndex, parse_index
 from ccat_hpc.engine.layout import MemberSpec, PackageLayout, compute_layout
 from ccat_hpc.engine.positional import read_at, write_at
 
@@ -39,7 +38,7 @@ class BuildResult:
     path: Path
     size: int
     xxh3_128: str
-    index: dict[str, Any] = field(repr=False)
+    index: PackageIndex = field(repr=False)
 
 
 def partial_path(output: Path) -> Path:
@@ -178,10 +177,14 @@ def _busy(output: Path) -> EngineError:
 def _create_locked(partial: Path, output: Path) -> int:
     for _attempt in range(2):
         try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             _remove_stale(partial, output)
             continue
+        except FileNotFoundError:
+            raise EngineError(f"{output}: its folder {output.parent} does not exist") from None
+        except OSError as exc:
+            raise EngineError(f"{output}: cannot create it: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -193,9 +196,11 @@ def _create_locked(partial: Path, output: Path) -> int:
 
 def _remove_stale(partial: Path, output: Path) -> None:
     try:
-        fd = os.open(partial, os.O_RDONLY)
+        fd = os.open(partial, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return
+    except OSError as exc:  # a symbolic link, or something else that is no build's
+        raise EngineError(f"{output}: {partial.name} is in the way: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -232,12 +237,12 @@ def publish(fd: int, output: Path) -> None:
         os.close(directory)
 
 
-def finish(fd: int, layout: PackageLayout, hasher: StreamHasher) -> tuple[str, dict[str, Any]]:
+def finish(fd: int, layout: PackageLayout, hasher: StreamHasher) -> tuple[str, PackageIndex]:
     """Write the index and end blocks; returns (package hash, index)."""
     index_data = layout.index_template.fill(hasher.finish_members())
     tail = layout.tail(index_data)
     write_at(fd, tail, layout.members_end)
-    return hasher.consume_tail(tail), parse_index(index_data)
+    return hasher.consume_tail(tail), parse_index(index_data, layout.members_end)
 
 
 def build_package(

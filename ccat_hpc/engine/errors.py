@@ -25,3 +25,12 @@ class ChecksumMismatch(EngineError):
 
 class PackageCorrupt(EngineError):
     """A package's bytes do not match its checksum or its index."""
+
+
+class InvalidPackage(PackageCorrupt):
+    """A file whose structure is not that of a ccat package: damaged, tampered or another file."""
+
+
+def not_a_package(problem: str) -> InvalidPackage:
+    """The error for a structural problem, worded the same way everywhere."""
+    return InvalidPackage(f"not a valid ccat package: {problem}")

@@ -12,10 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ccat_hpc.engine.errors import UnsafeMemberName
-from ccat_hpc.engine.index import INDEX_NAME, IndexTemplate, index_template
+from ccat_hpc.engine.errors import EngineError
+from ccat_hpc.engine.index import (
+    INDEX_NAME,
+    MAX_INDEX_SIZE,
+    IndexTemplate,
+    check_member_names,
+    index_template,
+)
 from ccat_hpc.engine.tarformat import BLOCK, end_of_archive, member_headers, padded
-from ccat_hpc.paths import relative_path_problem
 
 
 @dataclass(frozen=True)
@@ -62,25 +67,11 @@ class PackageLayout:
         return self.index.header + body + end_of_archive()
 
 
-def check_member_name(name: str) -> str:
-    """A member name must be a clean relative path; anything that could escape is refused."""
-    problem = relative_path_problem(name)
-    if problem is not None:
-        raise UnsafeMemberName(f"unsafe member name {name!r}: {problem}")
-    if name == INDEX_NAME:
-        raise UnsafeMemberName(f"member name {name!r} is reserved for the package index")
-    return name
-
-
 def _check_specs(specs: Sequence[MemberSpec]) -> None:
-    seen: set[str] = set()
+    check_member_names(spec.name for spec in specs)
     for spec in specs:
-        check_member_name(spec.name)
-        if spec.name in seen:
-            raise UnsafeMemberName(f"member name {spec.name!r} appears twice")
         if spec.size < 0:
             raise ValueError(f"member {spec.name!r} has a negative size")
-        seen.add(spec.name)
 
 
 def compute_layout(specs: Sequence[MemberSpec]) -> PackageLayout:
@@ -99,6 +90,11 @@ def compute_layout(specs: Sequence[MemberSpec]) -> PackageLayout:
         members.append(layout)
         offset = layout.end
     template = index_template([(m.name, m.size, m.data_offset) for m in members])
+    if len(template.data) > MAX_INDEX_SIZE:
+        raise EngineError(
+            f"{len(members)} members need an index of {len(template.data)} bytes, more than "
+            f"a package may have ({MAX_INDEX_SIZE}): split them into several packages"
+        )
     index_header = member_headers(INDEX_NAME, len(template.data), index_mtime_ns, 0o644)
     index = MemberLayout(
         INDEX_NAME, len(template.data), offset, offset + len(index_header), index_header

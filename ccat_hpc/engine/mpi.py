@@ -23,8 +23,9 @@ drains what they still send, removes the partial file and sends every rank the
 outcome, so all ranks raise the same error and none hangs. Rank 0 is the only rank
 that renames the package into place, after every rank has fsynced its writes.
 
-Verify uses the same machinery: ranks read chunks of the package and rank 0 hashes
-them in order.
+Verify uses the same machinery: ranks read chunks of the package and rank 0 feeds
+them in order to the one :class:`~ccat_hpc.engine.verify.PackageVerifier`, which
+checks the structure and the hashes exactly as a serial verify does.
 """
 
 from __future__ import annotations
@@ -54,13 +55,8 @@ from ccat_hpc.engine.chunks import DEFAULT_CHUNK_SIZE, Chunk, iter_chunks
 from ccat_hpc.engine.errors import EngineError
 from ccat_hpc.engine.hashing import StreamHasher
 from ccat_hpc.engine.layout import MemberSpec, compute_layout
-from ccat_hpc.engine.reader import (
-    DEFAULT_READ_SIZE,
-    PackageVerifier,
-    RangeSource,
-    VerifyReport,
-    read_index,
-)
+from ccat_hpc.engine.reader import DEFAULT_READ_SIZE, RangeSource, read_index
+from ccat_hpc.engine.verify import PackageVerifier, VerifyReport
 
 if TYPE_CHECKING:
     from mpi4py.MPI import Intracomm

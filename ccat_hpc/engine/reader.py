@@ -1,30 +1,37 @@
-"""Reading packages: find the index, verify everything, extract members by range reads.
+"""Reading packages: byte-range sources, and finding the index with a bounded search.
 
 Everything reads through a :class:`RangeSource` (a local file here; an S3 object with
 ranged GETs later), so extracting one member of a 50 GB package reads the tail (for
 the index) and that member's bytes, nothing else.
+
+Where the index is. A package ends with its index member: a ustar header, the index
+(JSON text, which holds no NUL byte) padded with NULs to whole blocks, and two zero
+blocks. So, from the end: 1,024 zero bytes; fewer than 512 NULs of padding; then the
+index text, back to the last NUL byte, which is the last byte of the index header.
+The search reads backwards in growing windows and gives up after
+:data:`~ccat_hpc.engine.index.MAX_INDEX_SIZE` bytes of text, so memory and reads stay
+bounded whatever the file; a plain tar or a file of zeros fails within its first reads.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import xxhash
-
-from ccat_hpc.engine.errors import EngineError, PackageCorrupt
-from ccat_hpc.engine.index import INDEX_NAME, parse_index
-from ccat_hpc.engine.layout import check_member_name
+from ccat_hpc.engine.errors import EngineError, PackageCorrupt, not_a_package
+from ccat_hpc.engine.index import MAX_INDEX_SIZE, PackageIndex, parse_index
 from ccat_hpc.engine.positional import read_at
+from ccat_hpc.engine.tarcheck import check_index_header
 from ccat_hpc.engine.tarformat import BLOCK
 
-TAIL_START = 64 * 1024
 #: Reads of this size stay in the CPU cache until both hashes have seen them; with
 #: 8 MiB reads every byte went through memory twice more (verify was 2.5x slower here).
 DEFAULT_READ_SIZE = 256 * 1024
+#: The index search reads windows from the end, this large at first, growing 4x a step.
+TAIL_WINDOW = 64 * 1024
+MAX_TAIL_WINDOW = 8 * 1024 * 1024
+END_BLOCKS = 2 * BLOCK
 
 
 class RangeSource(Protocol):
@@ -44,7 +51,7 @@ class LocalFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._fd = os.open(path, os.O_RDONLY)
+            self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
         except OSError as exc:
             raise EngineError(f"{path}: cannot open: {exc.strerror}") from None
 
@@ -52,163 +59,69 @@ class LocalFile:
         return os.fstat(self._fd).st_size
 
     def read(self, offset: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, offset)
-        if len(data) != length:
-            raise PackageCorrupt(f"{self.path}: truncated (wanted {length} bytes at {offset})")
-        return data
+        buffer = bytearray(length)
+        self.read_into(offset, memoryview(buffer))
+        return bytes(buffer)
 
     def read_into(self, offset: int, view: memoryview) -> None:
-        if read_at(self._fd, view, offset) < len(view):
-            raise PackageCorrupt(f"{self.path}: truncated (wanted {len(view)} at {offset})")
+        try:
+            done = read_at(self._fd, view, offset)
+        except OSError as exc:
+            raise EngineError(f"{self.path}: cannot read: {exc.strerror}") from None
+        if done < len(view):
+            raise PackageCorrupt(f"{self.path}: truncated (wanted {len(view)} bytes at {offset})")
 
     def close(self) -> None:
         os.close(self._fd)
 
 
-def _index_header_at(tail: bytes, tail_start: int) -> int | None:
-    """Offset in ``tail`` of the index member's ustar header (searching from the end)."""
-    marker = INDEX_NAME.encode() + b"\0"
-    position = tail.rfind(marker)
-    while position >= 0:
-        aligned = (tail_start + position) % BLOCK == 0
-        if aligned and tail[position + 257 : position + 262] == b"ustar":
-            return position
-        position = tail.rfind(marker, 0, position)
-    return None
+def read_index(source: RangeSource, limit: int = MAX_INDEX_SIZE) -> PackageIndex:
+    """The package's index, checked; InvalidPackage when the source is no ccat package.
 
-
-def read_index(source: RangeSource) -> dict[str, Any]:
-    """The package index, found by reading the end of the package (growing as needed)."""
-    total = source.size()
-    length = min(total, TAIL_START)
-    while True:
-        tail = source.read(total - length, length)
-        found = _index_header_at(tail, total - length)
-        if found is not None:
-            header = tail[found : found + BLOCK]
-            size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
-            data_offset = total - length + found + BLOCK
-            try:
-                return parse_index(source.read(data_offset, size))
-            except ValueError as exc:
-                raise PackageCorrupt(f"package index is unreadable: {exc}") from None
-        if length == total:
-            raise PackageCorrupt("no ccat package index found (not a ccat-hpc package?)")
-        length = min(total, length * 4)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    size: int
-    xxh3_128: str
-    members: int
-
-
-class PackageVerifier:
-    """Consumes a package's bytes in order; checks the whole and every member at the end.
-
-    The serial verify feeds it from one reader; the MPI verify
-    (:mod:`ccat_hpc.engine.mpi`) feeds it on rank 0 with the ranges the ranks read.
+    Reads the end blocks, then backwards through at most ``limit`` bytes of index text.
     """
-
-    def __init__(self, index: dict[str, Any], total: int) -> None:
-        self.members = sorted(index["members"], key=lambda m: m["offset"])
-        self.total = total
-        self.package = xxhash.xxh3_128()
-        self.hashers = [xxhash.xxh3_128() for _ in self.members]
-        self.position = 0
-        self._first = 0  # members before this one ended before ``position``
-
-    def consume(self, data: bytes | memoryview) -> None:
-        offset, end = self.position, self.position + len(data)
-        self.package.update(data)
-        members = self.members
-        while self._first < len(members) and _member_end(members[self._first]) <= offset:
-            self._first += 1
-        for number in range(self._first, len(members)):
-            member = members[number]
-            if member["offset"] >= end:
-                break
-            low = max(member["offset"], offset)
-            high = min(_member_end(member), end)
-            if high > low:
-                self.hashers[number].update(data[low - offset : high - offset])
-        self.position = end
-
-    def report(self, expected: str | None) -> VerifyReport:
-        if self.position != self.total:
-            raise PackageCorrupt(f"read {self.position} of {self.total} bytes")
-        bad = [
-            m["name"]
-            for m, h in zip(self.members, self.hashers, strict=True)
-            if h.hexdigest() != m["xxh3_128"]
-        ]
-        if bad:
-            more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-            raise PackageCorrupt(f"members do not match the index: {', '.join(bad[:3])}{more}")
-        digest = str(self.package.hexdigest())
-        if expected is not None and expected.lower() != digest:
-            raise PackageCorrupt(f"package xxh3-128 is {digest}, expected {expected.lower()}")
-        return VerifyReport(self.total, digest, len(self.members))
+    end = _end_of_members_and_index(source)
+    data_end = _index_text_end(source, end)
+    data_start = _index_text_start(source, data_end, limit)
+    if data_start % BLOCK or data_start < BLOCK:
+        raise not_a_package("the bytes before its end-of-archive blocks are not an index member")
+    header_offset = data_start - BLOCK
+    where = f"the index member (header at byte {header_offset})"
+    check_index_header(source.read(header_offset, BLOCK), data_end - data_start, where)
+    return parse_index(source.read(data_start, data_end - data_start), header_offset)
 
 
-def _member_end(member: dict[str, Any]) -> int:
-    return int(member["offset"]) + int(member["size"])
-
-
-def verify_package(
-    source: RangeSource,
-    expected: str | None = None,
-    chunk_size: int = DEFAULT_READ_SIZE,
-    progress: Callable[[int, int], None] | None = None,
-) -> VerifyReport:
-    """Re-hash the whole package and every member; raise PackageCorrupt on any mismatch."""
+def _end_of_members_and_index(source: RangeSource) -> int:
+    """Where the two end-of-archive blocks start (checking they are there and last)."""
     total = source.size()
-    verifier = PackageVerifier(read_index(source), total)
-    buffer = memoryview(bytearray(chunk_size))
-    for offset in range(0, total, chunk_size):
-        view = buffer[: min(chunk_size, total - offset)]
-        source.read_into(offset, view)
-        verifier.consume(view)
-        if progress is not None:
-            progress(verifier.position, total)
-    return verifier.report(expected)
+    if total % BLOCK:
+        raise not_a_package(f"its size ({total} bytes) is not a whole number of tar blocks")
+    if total < 4 * BLOCK:
+        raise not_a_package(f"it is too small ({total} bytes) to hold an index member")
+    if source.read(total - END_BLOCKS, END_BLOCKS).strip(b"\0"):
+        raise not_a_package("it does not end with the two zero blocks that end a tar archive")
+    return total - END_BLOCKS
 
 
-def _safe_target(folder: Path, name: str) -> Path:
-    check_member_name(name)
-    target = (folder / name).resolve()
-    if not target.is_relative_to(folder.resolve()):
-        raise EngineError(f"member {name!r} would be written outside {folder}")
-    return target
+def _index_text_end(source: RangeSource, end: int) -> int:
+    """Where the index text ends: the last block before ``end`` without its NUL padding."""
+    text = source.read(end - BLOCK, BLOCK).rstrip(b"\0")
+    if not text:
+        raise not_a_package("no index member before its end-of-archive blocks")
+    return end - BLOCK + len(text)
 
 
-def extract_member(
-    source: RangeSource, entry: dict[str, Any], folder: Path, chunk_size: int = DEFAULT_READ_SIZE
-) -> Path:
-    """Copy one member out by range reads, verify it, and move it into place."""
-    target = _safe_target(folder, entry["name"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    hasher = xxhash.xxh3_128()
-    with partial.open("wb") as handle:
-        for offset in range(0, entry["size"], chunk_size):
-            data = source.read(entry["offset"] + offset, min(chunk_size, entry["size"] - offset))
-            hasher.update(data)
-            handle.write(data)
-    if hasher.hexdigest() != entry["xxh3_128"]:
-        partial.unlink()
-        raise PackageCorrupt(f"member {entry['name']!r} does not match its recorded xxh3-128")
-    os.replace(partial, target)
-    return target
-
-
-def extract_members(source: RangeSource, names: Sequence[str], folder: Path) -> list[Path]:
-    """Extract the named members (checked before any is written)."""
-    for name in names:
-        _safe_target(folder, name)
-    entries = {m["name"]: m for m in read_index(source)["members"]}
-    missing = [n for n in names if n not in entries]
-    if missing:
-        raise EngineError(f"no such member(s): {', '.join(missing)}")
-    return [extract_member(source, entries[name], folder) for name in names]
+def _index_text_start(source: RangeSource, text_end: int, limit: int) -> int:
+    """Just after the last NUL byte before ``text_end``, looking back at most ``limit`` bytes."""
+    lowest = max(0, text_end - limit - 1)
+    cursor, window = text_end, TAIL_WINDOW
+    while cursor > lowest:
+        start = max(lowest, cursor - window)
+        found = source.read(start, cursor - start).rfind(b"\0")
+        if found >= 0:
+            return start + found + 1
+        cursor, window = start, min(window * 4, MAX_TAIL_WINDOW)
+    raise not_a_package(
+        f"no index member: the {text_end - lowest} bytes before its end-of-archive blocks "
+        "hold no tar header"
+    )

@@ -11,6 +11,9 @@ BLOCK = 512
 USTAR_MAX_SIZE = 0o77777777777  # 11 octal digits: 8 GiB - 1
 USTAR_NAME_LIMIT = 100
 USTAR_PREFIX_LIMIT = 155
+#: The most header bytes one member can have: a PAX header and its records (a path of
+#: 1,024 characters of up to 4 UTF-8 bytes, a size, an mtime), then the ustar header.
+MAX_HEADER_SIZE = 8 * 1024
 
 
 def padded(size: int) -> int:
@@ -20,10 +23,9 @@ def padded(size: int) -> int:
 
 def _octal(value: int, width: int) -> bytes:
     """A NUL-terminated zero-padded octal field of ``width`` bytes."""
-    digits = f"{value:o}".encode("ascii")
-    if len(digits) > width - 1:
+    if not 0 <= value < 8 ** (width - 1):
         raise ValueError(f"{value} does not fit an octal field of {width} bytes")
-    return digits.rjust(width - 1, b"0") + b"\0"
+    return b"%0*o\0" % (width - 1, value)
 
 
 def _field(value: bytes, width: int) -> bytes:
@@ -47,6 +49,11 @@ def split_name(name: str) -> tuple[str, str] | None:
     return None
 
 
+#: The fields every header has the same: owner 0/0, and no link, user, group or device.
+_OWNER = b"0000000\0" * 2
+_LINK_TO_DEVICE = b"\0" * 100 + b"ustar\x0000" + b"\0" * 64 + b"0000000\0" * 2
+
+
 def ustar_header(
     name: str, size: int, mtime: int, mode: int = 0o644, typeflag: bytes = b"0", prefix: str = ""
 ) -> bytes:
@@ -54,19 +61,12 @@ def ustar_header(
     fields = [
         _field(name.encode("utf-8"), 100),
         _octal(mode & 0o7777, 8),
-        _octal(0, 8),  # uid
-        _octal(0, 8),  # gid
+        _OWNER,  # uid, gid
         _octal(size, 12),
         _octal(max(mtime, 0), 12),
         b" " * 8,  # checksum, computed below
         typeflag,
-        _field(b"", 100),  # linkname
-        b"ustar\x00",
-        b"00",
-        _field(b"", 32),  # uname
-        _field(b"", 32),  # gname
-        _octal(0, 8),  # devmajor
-        _octal(0, 8),  # devminor
+        _LINK_TO_DEVICE,  # linkname, magic "ustar\0", version "00", uname, gname, devices
         _field(prefix.encode("utf-8"), 155),
         b"\0" * 12,
     ]

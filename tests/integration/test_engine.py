@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,12 @@ from ccat_hpc.engine.errors import (
     SourceChanged,
     UnsafeMemberName,
 )
-from ccat_hpc.engine.layout import MemberSpec
-from ccat_hpc.engine.reader import LocalFile, extract_members, read_index, verify_package
+from ccat_hpc.engine.extract import extract_members
+from ccat_hpc.engine.layout import MemberSpec, compute_layout
+from ccat_hpc.engine.reader import LocalFile, read_index
 from ccat_hpc.engine.sources import specs_from_folders
 from ccat_hpc.engine.tarformat import USTAR_MAX_SIZE
+from ccat_hpc.engine.verify import verify_package
 from tests.conftest import _require
 
 
@@ -70,12 +73,12 @@ def test_gnu_tar_and_xxh128sum_agree(tmp_path: Path) -> None:
         assert archive.extractfile("src/large.g3").read() == (src / "large.g3").read_bytes()  # type: ignore[union-attr]
     xxh = subprocess.run([tool("xxh128sum"), str(out)], capture_output=True, text=True, check=True)
     assert xxh.stdout.split()[0] == result.xxh3_128
-    index = {m["name"]: m for m in result.index["members"]}
+    index = {m.name: m for m in result.index.members}
     large = index["src/large.g3"]
-    assert large["xxh3_128"] == xxhash.xxh3_128_hexdigest((src / "large.g3").read_bytes())
+    assert large.xxh3_128 == xxhash.xxh3_128_hexdigest((src / "large.g3").read_bytes())
     with out.open("rb") as handle:
-        handle.seek(large["offset"])
-        assert handle.read(large["size"]) == (src / "large.g3").read_bytes()
+        handle.seek(large.offset)
+        assert handle.read(large.size) == (src / "large.g3").read_bytes()
 
 
 def test_same_input_gives_identical_bytes_for_any_chunking(tmp_path: Path) -> None:
@@ -114,9 +117,9 @@ def test_corruption_is_found_and_named(tmp_path: Path) -> None:
     src = make_tree(tmp_path)
     out = tmp_path / "pkg.tar"
     result = build_package(specs_from_folders([src]), out)
-    large = next(m for m in result.index["members"] if m["name"] == "src/large.g3")
+    large = next(m for m in result.index.members if m.name == "src/large.g3")
     with out.open("r+b") as handle:
-        handle.seek(large["offset"] + 1000)
+        handle.seek(large.offset + 1000)
         handle.write(b"\xff\xfe")
     source = LocalFile(out)
     with pytest.raises(PackageCorrupt, match=r"src/large\.g3"):
@@ -182,11 +185,52 @@ def test_disk_full_fails_with_a_clear_error(tmp_path: Path) -> None:
         assert list(small.iterdir()) == []
 
 
-def test_killed_build_leaves_nothing_under_the_final_name(tmp_path: Path) -> None:
-    src = tmp_path / "src"
+@contextlib.contextmanager
+def blocking_opens(path: Path) -> Iterator[Callable[[], bool]]:
+    """Hold a write lease on ``path``: a process opening it blocks until the lease is
+    released (or /proc/sys/fs/lease-break-time passes), and ``tried()`` tells that one
+    tried. A handshake with a running build: it is stopped exactly at that file."""
+    previous = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the kernel's notice of a break
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        yield lambda: fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_WRLCK
+    finally:
+        os.close(fd)
+        signal.signal(signal.SIGIO, previous)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll until ``condition()`` holds (the timeout is generous: it only ends a hang)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def big_sources(root: Path) -> Path:
+    src = root / "src"
     src.mkdir()
     for i in range(4):
         (src / f"big{i}.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+    return src
+
+
+def assert_stopped_midway(src: Path, out: Path) -> None:
+    """The build got to big2.bin and no further: big0.bin is written, nothing is published."""
+    assert not out.exists()
+    layout = compute_layout(specs_from_folders([src]))
+    first = layout.members[0]
+    with partial_path(out).open("rb") as partial:
+        partial.seek(first.data_offset)
+        assert partial.read(first.size) == (src / "big0.bin").read_bytes()
+        partial.seek(layout.members_end)
+        assert partial.read(1024) == bytes(1024)  # the index is not written yet
+
+
+def test_killed_build_leaves_nothing_under_the_final_name(tmp_path: Path) -> None:
+    src = big_sources(tmp_path)
     out = tmp_path / "pkg.tar"
     command = [
         sys.executable,
@@ -200,13 +244,12 @@ def test_killed_build_leaves_nothing_under_the_final_name(tmp_path: Path) -> Non
         "--buffer-size",
         "65536",
     ]
-    build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not partial_path(out).exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)
-    build.send_signal(signal.SIGKILL)
-    build.wait(10)
+    with blocking_opens(src / "big2.bin") as tried:
+        build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(tried, "the build to open big2.bin")
+        assert_stopped_midway(src, out)
+        build.send_signal(signal.SIGKILL)
+        build.wait(10)
     assert not out.exists() and partial_path(out).exists()
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
@@ -256,10 +299,10 @@ def test_member_over_8_gib_from_a_sparse_file(tmp_path: Path) -> None:
     assert str(size) in listing.stdout
     with tarfile.open(out) as archive:
         assert archive.getmember("src/sparse.bin").size == size
-    index = {m["name"]: m for m in result.index["members"]}
-    assert index["src/sparse.bin"]["size"] == size
+    index = {m.name: m for m in result.index.members}
+    assert index["src/sparse.bin"].size == size
     source = LocalFile(out)
-    assert source.read(index["src/sparse.bin"]["offset"] + size - 5, 5) == b"tail!"
+    assert source.read(index["src/sparse.bin"].offset + size - 5, 5) == b"tail!"
     [after] = extract_members(source, ["src/after.txt"], tmp_path / "x")
     assert after.read_bytes() == b"after the big one"
     source.close()

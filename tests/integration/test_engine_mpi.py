@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,21 @@ import xxhash
 
 from ccat_hpc.engine.build import build_package, partial_path
 from ccat_hpc.engine.chunks import iter_chunks
+from ccat_hpc.engine.index import IndexEntry
 from ccat_hpc.engine.layout import compute_layout
 from ccat_hpc.engine.mpi import item_owner, launched_ranks
-from ccat_hpc.engine.reader import LocalFile, read_index, verify_package
+from ccat_hpc.engine.reader import LocalFile, read_index
 from ccat_hpc.engine.sources import specs_from_folders
+from ccat_hpc.engine.verify import verify_package
 from tests.conftest import REPO, _require
-from tests.integration.test_engine import make_tree, small_disk
+from tests.integration.test_engine import (
+    assert_stopped_midway,
+    big_sources,
+    blocking_opens,
+    make_tree,
+    small_disk,
+    wait_for,
+)
 
 pytestmark = pytest.mark.mpi
 
@@ -137,8 +145,8 @@ def test_cli_under_mpiexec_prints_once_and_finds_corruption(mpiexec: str, tmp_pa
     assert line.split()[0] == xxhash.xxh3_128_hexdigest(out.read_bytes())
     verify = [*CCAT, "package", "verify", str(out), "--buffer-size", str(CHUNK)]
     assert "OK (44 members" in run_ranks(mpiexec, 2, verify).stdout
-    large = next(m for m in read_index_of(out) if m["name"].endswith("large.g3"))
-    on_rank_1 = next(n for n in range(large["offset"] // CHUNK + 1, 99) if item_owner(n, 2) == 1)
+    large = next(m for m in read_index_of(out) if m.name.endswith("large.g3"))
+    on_rank_1 = next(n for n in range(large.offset // CHUNK + 1, 99) if item_owner(n, 2) == 1)
     with out.open("r+b") as handle:
         handle.seek(on_rank_1 * CHUNK + CHUNK // 2)  # inside large.g3, in a chunk rank 1 reads
         byte = handle.read(1)
@@ -150,10 +158,10 @@ def test_cli_under_mpiexec_prints_once_and_finds_corruption(mpiexec: str, tmp_pa
     assert errors == ["error: members do not match the index: src/large.g3"]
 
 
-def read_index_of(package: Path) -> list[dict[str, Any]]:
+def read_index_of(package: Path) -> list[IndexEntry]:
     source = LocalFile(package)
     try:
-        return list(read_index(source)["members"])
+        return list(read_index(source).members)
     finally:
         source.close()
 
@@ -204,30 +212,26 @@ def test_disk_full_under_mpi_fails_every_rank(mpiexec: str, tmp_path: Path) -> N
 def test_killed_parallel_build_leaves_nothing_and_a_rerun_succeeds(
     mpiexec: str, tmp_path: Path
 ) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(4):
-        (src / f"big{i}.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+    src = big_sources(tmp_path)
     out = tmp_path / "pkg.tar"
     build = [*CCAT, "package", "build", str(src), "-o", str(out), "--buffer-size", str(CHUNK)]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    launcher = subprocess.Popen(
-        [mpiexec, "--oversubscribe", "-n", "2", *build],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not partial_path(out).exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)
-    # as Slurm would: every rank and the launcher at once, no cleanup (ranks run in
-    # process groups of their own, so they are killed by parent, then the launcher's group)
-    subprocess.run(["pkill", "-KILL", "-P", str(launcher.pid)], check=True)
-    os.killpg(launcher.pid, signal.SIGKILL)
-    launcher.wait(10)
+    with blocking_opens(src / "big2.bin") as tried:
+        launcher = subprocess.Popen(
+            [mpiexec, "--oversubscribe", "-n", "2", *build],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        wait_for(tried, "a rank to open big2.bin")  # rank 0 cannot hash past that chunk
+        assert_stopped_midway(src, out)
+        # as Slurm would: every rank and the launcher at once, no cleanup (ranks run in
+        # process groups of their own, so they are killed by parent, then the launcher's group)
+        subprocess.run(["pkill", "-KILL", "-P", str(launcher.pid)], check=True)
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait(10)
     assert not out.exists() and partial_path(out).exists()
     rerun = run_ranks(mpiexec, 2, build, timeout=300)
     assert rerun.returncode == 0, rerun.stderr

@@ -10,9 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccat_hpc.engine.chunks import iter_chunks
-from ccat_hpc.engine.errors import UnsafeMemberName
-from ccat_hpc.engine.index import INDEX_NAME, index_template, parse_index
-from ccat_hpc.engine.layout import MemberSpec, check_member_name, compute_layout
+from ccat_hpc.engine.errors import InvalidPackage, UnsafeMemberName
+from ccat_hpc.engine.index import (
+    INDEX_NAME,
+    IndexEntry,
+    check_member_name,
+    index_template,
+    parse_index,
+)
+from ccat_hpc.engine.layout import MemberSpec, compute_layout
 from ccat_hpc.engine.tarformat import (
     USTAR_MAX_SIZE,
     member_headers,
@@ -25,6 +31,13 @@ name_part = st.text(alphabet="abcXYZ019_-.äöü€", min_size=1, max_size=40).f
     lambda p: p not in (".", "..")
 )
 names = st.lists(name_part, min_size=1, max_size=8).map("/".join)
+
+
+def _no_member_is_a_folder(members: list[MemberSpec]) -> bool:
+    names = {m.name for m in members}
+    return not any(name.startswith(other + "/") for name in names for other in names)
+
+
 specs = st.lists(
     st.builds(
         MemberSpec,
@@ -35,7 +48,7 @@ specs = st.lists(
     ),
     max_size=12,
     unique_by=lambda s: s.name,
-)
+).filter(_no_member_is_a_folder)
 
 
 @given(st.text(min_size=1, max_size=30).filter(lambda k: "=" not in k), st.text(max_size=400))
@@ -121,13 +134,20 @@ def test_duplicate_members_are_refused() -> None:
         compute_layout([MemberSpec("a", 1), MemberSpec("a", 2)])
 
 
+@pytest.mark.parametrize("order", [["a", "a/b"], ["a/b/c", "a/b"]])
+def test_a_member_cannot_also_be_a_folder(order: list[str]) -> None:
+    with pytest.raises(UnsafeMemberName, match="is also the folder of"):
+        compute_layout([MemberSpec(name, 1) for name in order])
+
+
 def test_index_template_fill_and_parse() -> None:
     template = index_template([("a.g3", 10, 512), ("ü/b", 0, 1536)])
     data = template.fill(["0f" * 16, "e1" * 16])
     assert len(data) == len(template.data)
-    index = parse_index(data)
-    assert index["members"][1] == {"name": "ü/b", "offset": 1536, "size": 0, "xxh3_128": "e1" * 16}
+    index = parse_index(data, header_offset=1536)
+    assert index.members[1] == IndexEntry("ü/b", 1536, 0, "e1" * 16)
+    assert index.size == len(data) and index.package_size == 1536 + 512 + 512 + 1024
     with pytest.raises(ValueError, match="32 hex"):
         template.fill(["ab", "cd"])
-    with pytest.raises(ValueError, match="not a ccat package index"):
-        parse_index(b'{"format": "other"}')
+    with pytest.raises(InvalidPackage, match="not a ccat package index"):
+        parse_index(b'{"format": "other"}', 0)
