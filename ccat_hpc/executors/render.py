@@ -4,17 +4,35 @@ A template is ``ccat_hpc/executors/templates/KIND.sbatch`` (or ``mpi.sbatch`` fo
 profiles, ``default.sbatch`` otherwise) with ``${name}`` placeholders. The site's
 Slurm profile for the job kind decides the ``#SBATCH`` lines; secrets such as the
 ops-db URL never go into a script (sbatch passes the submitter's environment on).
+
+Quoting: every value in the script body (kind, batch id, rank count, the ccat-hpc command,
+exported values) is quoted for the shell with :func:`shlex.quote`; ``#SBATCH`` values
+with characters outside a plain set are double-quoted, which sbatch's own parser
+understands (a working dir with spaces). :mod:`ccat_hpc.executors.validate` has refused
+what neither can carry (control characters; ``"``, ``\\`` and ``%`` in a working dir).
+The profile's ``setup`` lines are shell lines by design (``module load …``) and are
+written as they are; ``extra_sbatch`` lines are options written as they are.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ccat_hpc.executors.base import ArrayJob, SubmittedArray, job_name
+from ccat_hpc.executors.base import ArrayJob, SubmittedArray, job_name, task_log_file
+
+#: #SBATCH values made of these characters need no quotes
+_PLAIN_SBATCH_VALUE = re.compile(r"[A-Za-z0-9_./:,+=@%-]*")
+#: the first line of every task's log: when and where it started (ISO 8601, UTC)
+LOG_START_LINE = (
+    'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) ccat-hpc: task '
+    '${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} started on $(hostname)"'
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +59,16 @@ def template_name(kind: str, ntasks: int, available: set[str]) -> str:
     return "mpi.sbatch" if ntasks > 1 else "default.sbatch"
 
 
-def dependency_option(depends_on: tuple[SubmittedArray, ...] | list[SubmittedArray]) -> str | None:
+def sbatch_value(value: str) -> str:
+    """``value`` as sbatch reads it from an ``#SBATCH`` line (double-quoted unless plain)."""
+    if _PLAIN_SBATCH_VALUE.fullmatch(value):
+        return value
+    if '"' in value or "\\" in value:
+        raise ValueError(f"cannot quote {value!r} for an #SBATCH line")
+    return f'"{value}"'
+
+
+def dependency_option(depends_on: Sequence[SubmittedArray]) -> str | None:
     """``afterok`` on every task of the given arrays (all must have succeeded)."""
     if not depends_on:
         return None
@@ -54,16 +81,18 @@ def sbatch_lines(job: ArrayJob, piece: ArrayPiece) -> list[str]:
     array = f"0-{piece.task_count - 1}"
     if job.effective_throttle is not None:
         array += f"%{job.effective_throttle}"
+    log = task_log_file(job.working_dir, job.kind, job.batch_id, "%A", "%a")
     options = [
         f"--job-name={job_name(job)}",
         f"--array={array}",
-        *(f"--{name}={value}" for name, value in _optional(job)),
+        *(f"--{name}={sbatch_value(value)}" for name, value in _optional(job)),
         f"--ntasks={profile.ntasks}",
         f"--cpus-per-task={profile.cpus_per_task}",
-        f"--mem={profile.mem}",
-        f"--time={profile.time}",
-        f"--chdir={job.working_dir}",
-        f"--output={job.working_dir}/{job.kind}-{job.batch_id}-%A_%a.out",
+        f"--mem={sbatch_value(profile.mem)}",
+        f"--time={sbatch_value(profile.time)}",
+        f"--chdir={sbatch_value(str(job.working_dir))}",
+        f"--output={sbatch_value(str(log))}",
+        "--open-mode=append",  # a requeued task adds to its log instead of replacing it
         "--requeue",  # a task lost with its node or preempted runs again (attempts counts)
     ]
     dependency = dependency_option(list(job.depends_on))
@@ -79,19 +108,27 @@ def _optional(job: ArrayJob) -> list[tuple[str, str]]:
     return [(name, value) for name, value in pairs if value]
 
 
-def render_script(template: str, job: ArrayJob, piece: ArrayPiece, ccat_command: str) -> str:
-    """The sbatch script of one piece of ``job`` from ``template``'s text."""
+def render_script(
+    template: str, job: ArrayJob, piece: ArrayPiece, ccat_command: Sequence[str]
+) -> str:
+    """The sbatch script of one piece of ``job`` from ``template``'s text.
+
+    ``ccat_command`` is the argv that starts ccat-hpc (``["/opt/ccat/bin/ccat-hpc"]``).
+    """
+    if isinstance(ccat_command, str) or not ccat_command:
+        raise TypeError("ccat_command must be a non-empty list of arguments")
     environment = {"CCAT_HPC_TASK_OFFSET": str(piece.first_task)}
     values = {
-        "kind": job.kind,
-        "batch_id": str(job.batch_id),
-        "ntasks": str(job.profile.ntasks),
+        "kind": shlex.quote(job.kind),
+        "batch_id": shlex.quote(str(job.batch_id)),
+        "ntasks": shlex.quote(str(job.profile.ntasks)),
         "sbatch_lines": "\n".join(sbatch_lines(job, piece)),
+        "log_start_line": LOG_START_LINE,
         "setup_lines": "\n".join(job.profile.setup),
         "environment_lines": "\n".join(
             f"export {name}={shlex.quote(value)}" for name, value in environment.items()
         ),
-        "ccat_command": ccat_command,
+        "ccat_command": shlex.join(ccat_command),
     }
     return string.Template(template).substitute(values)
 

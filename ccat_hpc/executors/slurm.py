@@ -1,11 +1,14 @@
-"""The Slurm executor: sbatch scripts from templates, states from squeue and sacct.
+"""The Slurm executor: sbatch scripts from templates, states from squeue, sacct and scontrol.
 
-Commands only (sbatch --parsable, squeue, sacct, scontrol, scancel), each through
-:func:`run_command`; they find the cluster as any user's would (``SLURM_CONF`` or
-``/etc/slurm``). pyslurm is not needed (it must match the installed Slurm exactly).
-States: ``squeue --states=all`` knows pending, running and recently ended tasks;
-``sacct`` (where accounting exists) adds exit codes and older tasks and wins for
-ended tasks.
+Commands only (sbatch --parsable, squeue, sacct, scontrol, scancel), each through the
+command runner it is given (:func:`~ccat_hpc.executors.process.run_command` unless a test
+hands in recorded answers); they find the cluster as any user's would (``SLURM_CONF`` or
+``/etc/slurm``). pyslurm is not needed (it must match the installed Slurm exactly). How
+the three sources of states are merged: :mod:`ccat_hpc.executors.slurm_states`.
+
+A failed command is one ExecutorError line: the command, Slurm's error line and a hint.
+sacct failing (accounting disabled or its database away) is not an error: states then
+come from squeue and scontrol alone.
 """
 
 from __future__ import annotations
@@ -13,104 +16,76 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ccat_hpc.executors.base import ArrayJob, SubmittedArray, TaskReport, TaskStatus
-from ccat_hpc.executors.process import ExecutorError, run_command
+from ccat_hpc.executors.base import ArrayJob, SubmittedArray, TaskReport
+from ccat_hpc.executors.process import (
+    CommandRunner,
+    ExecutorError,
+    command_failure,
+    error_line,
+    run_command,
+)
 from ccat_hpc.executors.render import render_script, split_array, template_name, templates_dir
+from ccat_hpc.executors.slurm_states import (
+    TaskKey,
+    add_exit_codes,
+    by_batch_task,
+    jobs_needing_exit_codes,
+    merge_reports,
+    parse_exit_code,
+    parse_job_id,
+    parse_max_array_size,
+    parse_sacct,
+    parse_scontrol_jobs,
+    parse_squeue,
+    task_status,
+)
+from ccat_hpc.executors.validate import InvalidArrayJob
 
-_STATE_MAP = {
-    "PENDING": TaskStatus.PENDING,
-    "REQUEUED": TaskStatus.PENDING,
-    "REQUEUE_HOLD": TaskStatus.PENDING,
-    "REQUEUE_FED": TaskStatus.PENDING,
-    "RUNNING": TaskStatus.RUNNING,
-    "COMPLETING": TaskStatus.RUNNING,
-    "CONFIGURING": TaskStatus.RUNNING,
-    "SUSPENDED": TaskStatus.RUNNING,
-    "STOPPED": TaskStatus.RUNNING,
-    "RESIZING": TaskStatus.RUNNING,
-    "SIGNALING": TaskStatus.RUNNING,
-    "STAGE_OUT": TaskStatus.RUNNING,
-    "COMPLETED": TaskStatus.COMPLETED,
-    "FAILED": TaskStatus.FAILED,
-    "CANCELLED": TaskStatus.CANCELLED,
-    "TIMEOUT": TaskStatus.TIMEOUT,
-    "DEADLINE": TaskStatus.TIMEOUT,
-    "NODE_FAIL": TaskStatus.NODE_FAIL,
-    "BOOT_FAIL": TaskStatus.NODE_FAIL,
-    "PREEMPTED": TaskStatus.PREEMPTED,
-    "OUT_OF_MEMORY": TaskStatus.OUT_OF_MEMORY,
-}
-_TASK_ID = re.compile(r"^(\d+)_(\d+)$")
+__all__ = [  # the parsers lived here first
+    "SlurmExecutor",
+    "parse_exit_code",
+    "parse_max_array_size",
+    "parse_sacct",
+    "parse_scontrol_jobs",
+    "parse_squeue",
+    "task_status",
+]
 
-
-def task_status(slurm_state: str) -> TaskStatus:
-    """Our status for a Slurm job state (``CANCELLED by 0`` → CANCELLED)."""
-    word = slurm_state.split()[0].rstrip("+") if slurm_state.strip() else ""
-    return _STATE_MAP.get(word, TaskStatus.FAILED if word else TaskStatus.UNKNOWN)
-
-
-def parse_exit_code(text: str) -> int | None:
-    """Slurm's ``CODE:SIGNAL`` as one exit code (killed by signal N → 128 + N)."""
-    code, _, signal = text.partition(":")
-    exit_code = int(code) if code.isdigit() else None
-    if exit_code == 0 and signal.isdigit() and int(signal):
-        exit_code = 128 + int(signal)
-    return exit_code
+REACH_HINT = "is Slurm reachable? check `sinfo` and SLURM_CONF"
+SUBMIT_HINT = "check the site's slurm_profiles (partition, account) and `sinfo`"
+_UNREACHABLE = re.compile(
+    r"contact slurm controller|configuration source|connection refused|timed out|"
+    r"command not found|no answer within",
+    re.IGNORECASE,
+)
+_SLURM_JOB_ID = re.compile(r"\d{1,20}")
 
 
-def _reason(text: str) -> str:
-    return "" if text == "None" else text
+def hint_for(command: str, reason: str) -> str:
+    """What to check after ``command`` failed with ``reason``."""
+    if command == "sbatch" and not _UNREACHABLE.search(reason):
+        return SUBMIT_HINT
+    return REACH_HINT
 
 
-def parse_squeue(text: str) -> dict[tuple[str, int], TaskReport]:
-    """Lines ``JOBID_INDEX|STATE|REASON`` (squeue -r -o '%i|%T|%r') → reports."""
-    reports = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        match = _TASK_ID.match(parts[0]) if len(parts) >= 2 else None
-        if match:
-            reason = _reason(parts[2]) if len(parts) > 2 else ""
-            key = (match.group(1), int(match.group(2)))
-            reports[key] = TaskReport(task_status(parts[1]), None, reason)
-    return reports
+def slurm_job_id(job_id: str) -> str:
+    """A Slurm job id as ops-db holds it: digits only (never an option to a command)."""
+    if not _SLURM_JOB_ID.fullmatch(job_id):
+        raise InvalidArrayJob(f"{job_id!r} is not a Slurm job id")
+    return job_id
 
 
-def parse_sacct(text: str) -> dict[tuple[str, int], TaskReport]:
-    """Lines ``JobID|State|ExitCode|Reason`` (sacct -n -P -X) → reports of array tasks."""
-    reports = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        match = _TASK_ID.match(parts[0]) if len(parts) >= 3 else None
-        if match:
-            reason = _reason(parts[3]) if len(parts) > 3 else ""
-            key = (match.group(1), int(match.group(2)))
-            reports[key] = TaskReport(task_status(parts[1]), parse_exit_code(parts[2]), reason)
-    return reports
-
-
-def parse_scontrol_jobs(text: str) -> dict[tuple[str, int], TaskReport]:
-    """``scontrol show job -o`` lines of array tasks → reports (with exit codes)."""
-    reports = {}
-    for line in text.splitlines():
-        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-        array_job, task = fields.get("ArrayJobId", ""), fields.get("ArrayTaskId", "")
-        if not (array_job.isdigit() and task.isdigit()):
-            continue
-        reports[(array_job, int(task))] = TaskReport(
-            task_status(fields.get("JobState", "")),
-            parse_exit_code(fields.get("ExitCode", "")),
-            _reason(fields.get("Reason", "")),
-        )
-    return reports
-
-
-def parse_max_array_size(config_text: str) -> int:
-    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", config_text, re.MULTILINE)
-    return int(match.group(1)) if match else 1001
+def _command_argv(ccat_command: Sequence[str] | str | None) -> list[str]:
+    if ccat_command is None:
+        return [sys.executable, "-m", "ccat_hpc"]
+    if isinstance(ccat_command, str):  # a command line, as earlier versions took it
+        return shlex.split(ccat_command)
+    return list(ccat_command)
 
 
 class SlurmExecutor:
@@ -118,17 +93,39 @@ class SlurmExecutor:
 
     def __init__(
         self,
-        ccat_command: str | None = None,
+        ccat_command: Sequence[str] | str | None = None,
         templates: Path | None = None,
         max_array_size: int | None = None,
+        runner: CommandRunner = run_command,
     ) -> None:
-        self.ccat_command = ccat_command or shlex.join([sys.executable, "-m", "ccat_hpc"])
+        self.ccat_command = _command_argv(ccat_command)
+        if not self.ccat_command:
+            raise InvalidArrayJob("the ccat-hpc command is empty")
         self.templates = templates or templates_dir()
         self._max_array_size = max_array_size
+        self.runner = runner
+
+    def _call(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a Slurm command; its exit code is the caller's to judge."""
+        try:
+            return self.runner(argv, env=env, check=False)
+        except ExecutorError as exc:  # not found, no answer
+            raise ExecutorError(f"{exc} ({REACH_HINT})") from None
+
+    def _checked(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        finished = self._call(argv, env)
+        if finished.returncode != 0:
+            reason = error_line(finished)
+            raise command_failure(argv, reason, hint_for(argv[0], reason))
+        return finished
 
     def max_array_size(self) -> int:
         if self._max_array_size is None:
-            config = run_command(["scontrol", "show", "config"]).stdout
+            config = self._checked(["scontrol", "show", "config"]).stdout
             self._max_array_size = parse_max_array_size(config)
         return self._max_array_size
 
@@ -147,6 +144,9 @@ class SlurmExecutor:
         ]
 
     def submit(self, job: ArrayJob) -> list[SubmittedArray]:
+        """Submit every piece; if one fails, cancel the pieces already submitted."""
+        for array in job.depends_on:
+            slurm_job_id(array.job_id)
         job.working_dir.mkdir(parents=True, exist_ok=True)
         environment = {**os.environ, **job.environment}
         submitted: list[SubmittedArray] = []
@@ -154,53 +154,63 @@ class SlurmExecutor:
             for first, count, script in self.render(job):
                 path = job.working_dir / f"{job.kind}-{job.batch_id}-{first}.sbatch"
                 path.write_text(script)
-                answer = run_command(["sbatch", "--parsable", str(path)], env=environment)
-                job_id = answer.stdout.strip().split(";")[0]
-                submitted.append(SubmittedArray(job_id, first, count))
-        except ExecutorError:
-            self.cancel(submitted)
+                submitted.append(SubmittedArray(self._sbatch(path, environment), first, count))
+        except ExecutorError as exc:
+            self._withdraw(submitted, exc)
             raise
         return submitted
+
+    def _sbatch(self, script: Path, environment: Mapping[str, str]) -> str:
+        argv = ["sbatch", "--parsable", str(script)]
+        answer = self._checked(argv, env=environment).stdout
+        job_id = parse_job_id(answer)
+        if job_id is None:
+            raise command_failure(argv, f"answered {answer.strip()!r}, not a job id", REACH_HINT)
+        return job_id
+
+    def _withdraw(self, submitted: Sequence[SubmittedArray], cause: ExecutorError) -> None:
+        """Cancel what a failed submission had already submitted."""
+        try:
+            self.cancel(submitted)
+        except ExecutorError as exc:
+            ids = ", ".join(a.job_id for a in submitted)
+            raise ExecutorError(
+                f"{cause}; cancelling the arrays already submitted ({ids}) failed too: {exc}"
+            ) from None
 
     def states(self, arrays: Sequence[SubmittedArray]) -> dict[int, TaskReport]:
         if not arrays:
             return {}
-        ids = ",".join(a.job_id for a in arrays)
-        seen = parse_squeue(
-            run_command(
-                ["squeue", "-h", "-r", "--states=all", "-j", ids, "-o", "%i|%T|%r"], check=False
-            ).stdout
-        )
-        accounted = run_command(
-            ["sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State,ExitCode,Reason"],
-            check=False,
-        )
-        for key, report in parse_sacct(accounted.stdout).items():
-            if report.final or key not in seen:
-                seen[key] = report
-        self._add_exit_codes(seen)
-        return _by_batch_task(arrays, seen)
+        ids = ",".join(slurm_job_id(a.job_id) for a in arrays)
+        reports = merge_reports(self._squeue(ids), self._sacct(ids))
+        for job_id in jobs_needing_exit_codes(reports):
+            reports = add_exit_codes(reports, self._scontrol_job(job_id))
+        return by_batch_task(arrays, reports)
 
-    def _add_exit_codes(self, seen: dict[tuple[str, int], TaskReport]) -> None:
-        """Exit codes of ended tasks that accounting has not heard of yet (it lags)."""
-        lacking = sorted({job for (job, _), r in seen.items() if r.final and r.exit_code is None})
-        for job_id in lacking:
-            shown = run_command(["scontrol", "show", "job", "-o", job_id], check=False).stdout
-            for key, report in parse_scontrol_jobs(shown).items():
-                if key in seen and report.final and seen[key].exit_code is None:
-                    seen[key] = report
+    def _squeue(self, ids: str) -> dict[TaskKey, TaskReport]:
+        argv = ["squeue", "-h", "-r", "--states=all", "-j", ids, "-o", "%i|%T|%r"]
+        finished = self._call(argv)
+        if finished.returncode == 0:
+            return parse_squeue(finished.stdout)
+        reason = error_line(finished)
+        if "Invalid job id" in reason:
+            return {}  # every one of the jobs has left the controller's memory (MinJobAge)
+        raise command_failure(argv, reason, REACH_HINT)
+
+    def _sacct(self, ids: str) -> dict[TaskKey, TaskReport]:
+        """sacct's reports; none where accounting is disabled, away or not installed."""
+        argv = ["sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State,ExitCode,Reason"]
+        try:
+            finished = self.runner(argv, check=False)
+        except ExecutorError:
+            return {}
+        return parse_sacct(finished.stdout) if finished.returncode == 0 else {}
+
+    def _scontrol_job(self, job_id: str) -> dict[TaskKey, TaskReport]:
+        """The controller's reports of one array (none once it has forgotten the job)."""
+        finished = self._call(["scontrol", "show", "job", "-o", job_id])
+        return parse_scontrol_jobs(finished.stdout) if finished.returncode == 0 else {}
 
     def cancel(self, arrays: Sequence[SubmittedArray]) -> None:
         if arrays:
-            run_command(["scancel", *(a.job_id for a in arrays)])
-
-
-def _by_batch_task(
-    arrays: Sequence[SubmittedArray], reports: Mapping[tuple[str, int], TaskReport]
-) -> dict[int, TaskReport]:
-    result = {}
-    for array in arrays:
-        for index in range(array.task_count):
-            report = reports.get((array.job_id, index), TaskReport(TaskStatus.UNKNOWN))
-            result[array.first_task + index] = report
-    return result
+            self._checked(["scancel", *(slurm_job_id(a.job_id) for a in arrays)])

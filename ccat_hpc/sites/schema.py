@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ccat_hpc.db.states import LocationType, RouteType, StorageType
+from ccat_hpc.text import CONTROL_CHARACTERS
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
@@ -37,8 +38,12 @@ JOB_KINDS = frozenset(
     }
 )
 
-_SLURM_TIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$|^\d+$")
-_SLURM_MEM = re.compile(r"^\d+[KMGT]?$")
+#: What a Slurm profile may hold, matched whole (they end up in #SBATCH lines).
+#: partition, account and qos names (a comma separates several partitions)
+SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,+:@-]{0,199}")
+SLURM_MEM = re.compile(r"\d+[KMGT]?")
+SLURM_TIME = re.compile(r"(\d+-)?\d{1,2}(:\d{2}){0,2}|\d+")
+SBATCH_OPTION = re.compile(r"--?[A-Za-z]")
 
 
 class Strict(BaseModel):
@@ -140,19 +145,42 @@ class SlurmProfile(Strict):
     extra_sbatch: list[str] = []
     setup: list[str] = []
 
+    @field_validator("partition", "account", "qos")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not SLURM_NAME.fullmatch(value):
+            raise ValueError(f"not a Slurm partition, account or qos name: {value!r}")
+        return value
+
     @field_validator("mem")
     @classmethod
     def _mem(cls, value: str) -> str:
-        if not _SLURM_MEM.match(value):
+        if not SLURM_MEM.fullmatch(value):
             raise ValueError(f"memory must look like 4000, 500M or 16G, got {value!r}")
         return value
 
     @field_validator("time")
     @classmethod
     def _time(cls, value: str) -> str:
-        if not _SLURM_TIME.match(value):
+        if not SLURM_TIME.fullmatch(value):
             raise ValueError(f"time must look like 30, 01:00:00 or 2-00:00:00, got {value!r}")
         return value
+
+    @field_validator("extra_sbatch")
+    @classmethod
+    def _options(cls, lines: list[str]) -> list[str]:
+        for line in lines:
+            if CONTROL_CHARACTERS.search(line) or not SBATCH_OPTION.match(line):
+                raise ValueError(f"not one sbatch option (--name=value): {line!r}")
+        return lines
+
+    @field_validator("setup")
+    @classmethod
+    def _setup(cls, lines: list[str]) -> list[str]:
+        for line in lines:
+            if CONTROL_CHARACTERS.search(line):
+                raise ValueError(f"a setup line holds a newline or control character: {line!r}")
+        return lines
 
 
 class ArchiveConfig(Strict):

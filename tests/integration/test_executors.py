@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,11 +26,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ccat_hpc.db.models import JobBatch, JobTask, RawDataFile, RawDataFilePhysicalCopy
 from ccat_hpc.db.session import make_engine, make_session_factory, transaction
 from ccat_hpc.db.states import JobBatchState, JobTaskState, PhysicalCopyState, RawDataFileState
-from ccat_hpc.executors.base import Executor, SubmittedArray
+from ccat_hpc.executors.base import Executor, SubmittedArray, task_log_path
 from ccat_hpc.executors.local import LocalExecutor
 from ccat_hpc.executors.slurm import SlurmExecutor
 from ccat_hpc.jobs.batches import (
     BatchSummary,
+    arrays_of,
     cancel_batch,
     create_and_submit,
     tasks_of,
@@ -43,6 +44,11 @@ from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observ
 from tests.conftest import REPO, _require
 
 WAIT = 180
+#: ISO 8601 UTC time at the start of the executors' lines in task logs
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+#: long enough that a task still runs when a test stops it, whatever the machine's speed:
+#: the tests wait for the task to say it runs (ops-db RUNNING), never for a fixed time
+FOREVER = 3600
 
 
 def slurm_ready() -> None:
@@ -170,19 +176,52 @@ def test_dependencies_wait_for_success_and_never_run_after_failure(
     assert all(t.attempts == 0 for t in tasks(jobs_db, never))
 
 
+def wait_for_running(db: tuple[str, sessionmaker[Session]], batch_id: int) -> None:
+    """Until a task has recorded that it runs (it does so before its work begins)."""
+    deadline = time.monotonic() + 60
+    while not any(t.state == JobTaskState.RUNNING for t in tasks(db, batch_id)):
+        assert time.monotonic() < deadline, "no task started"
+        time.sleep(0.2)
+
+
 def test_cancelled_tasks_are_recorded(
     executor: Executor, jobs_db: tuple[str, sessionmaker[Session]], tmp_path: Path
 ) -> None:
-    batch_id, _ = submit(jobs_db, executor, tmp_path / "jobs", "sleep", 2, {"seconds": 120})
-    deadline = time.monotonic() + 60
-    while not any(t.state == JobTaskState.RUNNING for t in tasks(jobs_db, batch_id)):
-        assert time.monotonic() < deadline, "no task started"
-        time.sleep(0.2)
+    batch_id, _ = submit(jobs_db, executor, tmp_path / "jobs", "sleep", 2, {"seconds": FOREVER})
+    wait_for_running(jobs_db, batch_id)
     cancel_batch(jobs_db[1], batch_id, executor)
     finish(jobs_db, batch_id, executor)
     rows = tasks(jobs_db, batch_id)
     assert {t.state for t in rows} == {JobTaskState.CANCELLED}
     assert all(t.reason and "CANCELLED" in t.reason for t in rows)
+
+
+def test_task_logs_are_found_from_ops_db_and_start_with_a_timestamped_line(
+    executor: Executor, jobs_db: tuple[str, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    workdir = tmp_path / "job logs of it's $HOME"  # sbatch and the shell see it unharmed
+    batch_id, _ = submit(jobs_db, executor, workdir, tasks=2, parameters={"fail_tasks": [1]})
+    finish(jobs_db, batch_id, executor)
+    with jobs_db[1]() as session:
+        batch = session.get(JobBatch, batch_id)
+        assert batch is not None
+        found = {
+            t.task_index: (
+                task_log_path(
+                    batch.working_dir, batch.kind, batch.id, arrays_of(batch), t.task_index
+                ),
+                t.external_id,
+            )
+            for t in batch.tasks
+        }
+    assert [t.state for t in tasks(jobs_db, batch_id)] == [
+        JobTaskState.SUCCEEDED,
+        JobTaskState.FAILED,
+    ]
+    for path, external_id in found.values():
+        assert path is not None and path.parent == workdir
+        first = path.read_text().splitlines()[0]
+        assert re.fullmatch(rf"{STAMP} ccat-hpc: task {external_id} started on \S+", first)
 
 
 def test_a_task_past_its_time_limit_is_recorded_as_timeout(
@@ -316,43 +355,3 @@ def test_checksum_job_array_end_to_end(
         assert batch.state == JobBatchState.DONE and batch.executor == executor.name
     again = subprocess.run([*command], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and "nothing to checksum" in again.stdout
-
-
-def test_job_commands_submit_follow_and_cancel(
-    jobs_db: tuple[str, sessionmaker[Session]], tmp_path: Path
-) -> None:
-    env = dict(
-        os.environ,
-        CCAT_HPC_DB=jobs_db[0],
-        CCAT_HPC_EXECUTOR="local",
-        CCAT_HPC_LOCAL_JOBS=str(tmp_path / "local-jobs"),
-        CCAT_HPC_JOBS_DIR=str(tmp_path / "jobs"),
-    )
-
-    def ccat(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ccat_hpc", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=WAIT,
-            cwd=tmp_path,
-        )
-
-    done = ccat("job", "submit", "noop", "--tasks", "2", "--param", "fail_tasks=[1]", "--wait")
-    assert done.returncode == 1
-    assert "batch 1: done (1 failed, 1 succeeded)" in done.stdout
-    assert "task 1: failed: task 1 was asked to fail" in done.stderr
-    shown = ccat("job", "status", "1", "--json")
-    assert [t["state"] for t in json.loads(shown.stdout)["tasks"]] == ["succeeded", "failed"]
-    assert ccat("job", "submit", "sleep", "--param", "seconds=120").returncode == 0
-    deadline = time.monotonic() + 60
-    while "running" not in ccat("job", "status", "2").stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-    assert ccat("job", "cancel", "2").returncode == 0
-    waited = ccat("job", "wait", "2")
-    assert waited.returncode == 1 and "batch 2: done (1 cancelled)" in waited.stdout
-    missing = ccat("job", "status", "99")
-    assert missing.returncode == 4 and "no job batch 99" in missing.stderr
-    assert ccat("job", "submit", "noop", "--tasks", "0").returncode == 2

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,8 @@ from ccat_hpc.sites.schema import SlurmProfile
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sbatch"
 WORKDIR = Path("/scratch/ccat/jobs")
+SPACED_WORKDIR = Path("/scratch/ccat/obs jobs/it's $HOME")
+CCAT = ["/opt/ccat/bin/ccat-hpc"]
 
 
 def cologne_profiles(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
@@ -48,10 +54,11 @@ CASES = {
     "checksum-cologne": ("checksum", "checksum", 2500, None, ArrayPiece(1000, 1000), ()),
     "mpi-two-ranks": ("mpi", "two-ranks", 1, None, ArrayPiece(0, 1), ()),
     "sleep-throttled-after": ("sleep", None, 10, 2, ArrayPiece(0, 10), ("101", "102")),
+    "noop-spaced-workdir": ("noop", None, 1, None, ArrayPiece(0, 1), ()),
 }
 
 
-def render_case(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def case_job(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[ArrayJob, ArrayPiece]:
     kind, profile_name, count, throttle, piece, after = CASES[name]
     if profile_name == "checksum":
         profile = profile_for(cologne_profiles(monkeypatch), "checksum")
@@ -63,14 +70,28 @@ def render_case(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
         kind,
         42,
         count,
-        WORKDIR,
+        SPACED_WORKDIR if "spaced" in name else WORKDIR,
         profile,
         throttle=throttle,
         depends_on=tuple(SubmittedArray(a, 0, 1) for a in after),
     )
+    return job, piece
+
+
+def render_job(job: ArrayJob, piece: ArrayPiece, ccat: list[str]) -> str:
     available = {p.name for p in templates_dir().glob("*.sbatch")}
-    template = (templates_dir() / template_name(kind, profile.ntasks, available)).read_text()
-    return render_script(template, job, piece, "/opt/ccat/bin/ccat-hpc")
+    name = template_name(job.kind, job.profile.ntasks, available)
+    return render_script((templates_dir() / name).read_text(), job, piece, ccat)
+
+
+def render_case(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    return render_job(*case_job(name, monkeypatch), CCAT)
+
+
+def sbatch_options(script: str) -> list[str]:
+    """The #SBATCH options as sbatch reads them (quotes taken off)."""
+    lines = [line for line in script.splitlines() if line.startswith("#SBATCH ")]
+    return [word for line in lines for word in shlex.split(line.removeprefix("#SBATCH "))]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -82,10 +103,47 @@ def test_sbatch_scripts_match_their_golden_files(
     if os.environ.get("CCAT_HPC_UPDATE_GOLDEN"):
         golden.write_text(rendered)
     assert rendered == golden.read_text()
+    # what a golden file must say, whatever was updated into it
+    job, piece = case_job(name, monkeypatch)
+    options = sbatch_options(rendered)
+    assert f"--chdir={job.working_dir}" in options
+    assert f"--output={job.working_dir}/{job.kind}-42-%A_%a.out" in options
+    assert f"--array=0-{piece.task_count - 1}" in {o.split("%")[0] for o in options}
+    assert f"export CCAT_HPC_TASK_OFFSET={piece.first_task}" in rendered.splitlines()
+    assert subprocess.run(["bash", "-n"], input=rendered, text=True).returncode == 0
+
+
+def test_the_rendered_script_runs_the_job_command_as_its_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run a rendered script's body with bash: the command must arrive as its words,
+    however many spaces and quotes its path has, after a timestamped start line."""
+    folder = tmp_path / "venv with 'quotes' $and spaces"
+    folder.mkdir()
+    show_args = folder / "ccat hpc"
+    show_args.write_text(f"#!{sys.executable}\nimport sys\nprint(sys.argv[1:])\n")
+    show_args.chmod(0o755)
+    job, piece = case_job("noop-spaced-workdir", monkeypatch)
+    script = render_job(job, piece, [str(show_args)])
+    env = {"PATH": os.environ["PATH"], "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "0"}
+    finished = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+    assert finished.returncode == 0, finished.stderr
+    started, arguments = finished.stdout.splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ccat-hpc: task 7_0 started on \S+", started
+    )
+    assert arguments == str(["job", "run", "noop", "--batch", "42"])
+
+
+def test_a_working_dir_with_spaces_is_quoted_for_sbatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = render_case("noop-spaced-workdir", monkeypatch)
+    assert f'#SBATCH --chdir="{SPACED_WORKDIR}"' in text.splitlines()
+    assert "#SBATCH --chdir=/scratch/ccat/jobs" in render_case("noop-defaults", monkeypatch)
 
 
 def test_cologne_checksum_profile_decides_the_sbatch_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     text = render_case("checksum-cologne", monkeypatch)
+    assert "#SBATCH --open-mode=append" in text  # a requeued task adds to its log
     assert "#SBATCH --partition=smp" in text and "#SBATCH --account=ccat" in text
     assert "#SBATCH --array=0-999%16" in text  # the profile's throttle
     assert "export CCAT_HPC_TASK_OFFSET=1000" in text
