@@ -7,11 +7,34 @@ an internal error (with the traceback under ``--verbose``).
 
 from __future__ import annotations
 
+#: Every exit code of ``ccat-hpc`` and its meaning (listed by ``ccat-hpc --help``).
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "work done but problems found (e.g. corrupt files, a failed task)"),
+    (2, "usage error (a wrong option or argument, or a refused confirmation)"),
+    (3, "config error (a site config, catalog or setting such as --db is invalid)"),
+    (4, "not found"),
+    (5, "manifest rejected"),
+    (6, "ops-db unusable (unreachable, locked, missing, or no or another schema)"),
+    (7, "package error"),
+    (8, "batch system error"),
+    (70, "internal error (a bug: please report it with the --verbose output)"),
+    (130, "interrupted"),
+)
+INTERNAL_ERROR = 70
+INTERRUPTED = 130
+
 
 class CcatHpcError(Exception):
     """Root of every expected ccat-hpc error."""
 
     exit_code = 1
+
+
+class UsageError(CcatHpcError):
+    """The command was asked for something it cannot do as asked (a wrong argument)."""
+
+    exit_code = 2
 
 
 class ConfigError(CcatHpcError):
@@ -41,6 +64,6 @@ class InvalidStateTransition(CcatHpcError):
 
 
 class DatabaseUnavailable(CcatHpcError):
-    """ops-db could not be reached or answered with an operational error (transient)."""
+    """ops-db cannot be used: unreachable, locked, missing, or not at this ccat-hpc's schema."""
 
     exit_code = 6

@@ -31,7 +31,8 @@ from ccat_hpc.sites.loader import (
 REPO = Path(__file__).resolve().parents[1]
 SITE_CONFIGS = shipped_site_configs_dir()
 PG_ENV = "CCAT_HPC_TEST_PG_URL"
-TEMPLATE_DB = "ccat_hpc_template"
+#: one per test run, so two runs against the same server do not clone each other's
+TEMPLATE_DB = f"ccat_hpc_template_{os.getpid()}"
 
 
 def _require(service: str) -> bool:
@@ -54,7 +55,7 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL database at the newest migration, cloned for every test."""
     admin_url = _pg_admin_url()
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -65,7 +66,8 @@ def pg_template(tmp_path_factory: pytest.TempPathFactory) -> str:
     engine = make_engine(_with_database(admin_url, TEMPLATE_DB))
     migrate.upgrade(engine)
     engine.dispose()
-    return admin_url
+    yield admin_url
+    drop_pg_database(admin_url, _with_database(admin_url, TEMPLATE_DB))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,9 @@
-"""What every command gets: the ops-db URL and, built on first use, its engine."""
+"""What every command gets: the ops-db URL and, built on first use, its engine.
+
+``engine()`` never creates a SQLite file (a missing one is "no ops-db at PATH"); only
+commands that set ops-db up ask for ``engine(create=True)``. ``sessions()`` checks
+once that ops-db's schema is the one this ccat-hpc needs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ccat_hpc.config import resolve_db_url
+from ccat_hpc.config import redact_url, resolve_db_url
+from ccat_hpc.errors import ConfigError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only by commands that use ops-db
     from sqlalchemy import Engine
@@ -16,25 +22,40 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only by commands that use ops-db
 
 @dataclass
 class AppContext:
-    db_option: str | None
+    db_option: str | None = None
     verbose: bool = False
     _engine: Engine | None = field(default=None, repr=False)
+    _schema_checked: bool = field(default=False, repr=False)
 
     @property
     def db_url(self) -> str:
+        """The ops-db URL in use, checked and %-encoded (ConfigError if it is invalid)."""
         return resolve_db_url(self.db_option)
 
-    def engine(self) -> Engine:
+    def shown_db_url(self) -> str:
+        """The ops-db URL for messages: without its password, and never raising."""
+        try:
+            return redact_url(self.db_url)
+        except ConfigError:
+            return "(an invalid ops-db URL)"
+
+    def engine(self, create: bool = False) -> Engine:
+        """The engine of ops-db; a SQLite file is created only with ``create=True``."""
         from ccat_hpc.db.session import make_engine
 
         if self._engine is None:
-            self._engine = make_engine(self.db_url)
+            self._engine = make_engine(self.db_url, create=create)
         return self._engine
 
     def sessions(self) -> sessionmaker[Session]:
-        from ccat_hpc.db.session import make_session_factory
+        """Sessions on ops-db, once its schema has been found current."""
+        from ccat_hpc.db.session import check_schema, make_session_factory
 
-        return make_session_factory(self.engine())
+        engine = self.engine()
+        if not self._schema_checked:
+            check_schema(engine, self.shown_db_url())
+            self._schema_checked = True
+        return make_session_factory(engine)
 
     def close(self) -> None:
         if self._engine is not None:

@@ -87,7 +87,7 @@ def test_operator_chain_from_empty_database(
     assert status["physical_copies"][0]["location"] == "chile-source-chai"
     text = run(empty_db_url, "status").stdout
     assert "raw data files" in text and "chile-source-chai" in text
-    down = run(empty_db_url, "db", "downgrade", "base")
+    down = run(empty_db_url, "db", "downgrade", "base", "--yes")
     assert down.returncode == 0 and "base (empty)" in down.stdout
 
 
@@ -120,7 +120,7 @@ def test_rejected_manifest_exit_code_and_message(
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("rejected bad.json: instrument: Field required")
     assert lines[1].startswith("rejected absent.json: cannot read manifest")
-    assert lines[2] == "error: 2 of 2 manifest(s) not filed"
+    assert lines[2] == "error: 2 of 2 manifest(s) rejected"
 
 
 def test_unreachable_database_is_one_line(run: InProcess) -> None:
