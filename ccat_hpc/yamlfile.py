@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from ccat_hpc.envsubst import SubstitutionError, expand_tree
 from ccat_hpc.errors import ConfigError
@@ -38,9 +39,27 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     return text or "<top>"
 
 
+#: Prefixes pydantic puts before the message of a validator's exception, by error type.
+_VALIDATOR_PREFIXES = {"value_error": "Value error, ", "assertion_error": "Assertion failed, "}
+
+
+def error_message(error: ErrorDetails) -> str:
+    """The user's message of one pydantic error, without pydantic's "Value error, " wording.
+
+    A validator's own text is shown as written; pydantic's built-in messages
+    ("Field required", "Input should be ...") are kept.
+    """
+    message = error["msg"]
+    prefix = _VALIDATOR_PREFIXES.get(error["type"], "")
+    if prefix and message.startswith(prefix):
+        message = message[len(prefix) :].strip()
+    return message or "invalid value"
+
+
 def describe_validation_error(source: str, error: ValidationError) -> str:
     problems = [
-        f"{format_location(item['loc'])}: {item['msg']}" for item in error.errors(include_url=False)
+        f"{format_location(item['loc'])}: {error_message(item)}"
+        for item in error.errors(include_url=False)
     ]
     return f"{source}: " + "; ".join(problems)
 

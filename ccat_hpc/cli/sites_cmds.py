@@ -1,15 +1,15 @@
-"""``ccat-hpc sites``: load and list sites, data locations and routes."""
+"""``ccat-hpc sites``: load, list and show sites, data locations and routes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from ccat_hpc.cli.context import AppContext, pass_app
-from ccat_hpc.db.models import DataLocation, DataTransferRoute
+from ccat_hpc.cli.inventory_cmds import echo_result, json_option
 from ccat_hpc.db.session import transaction
+from ccat_hpc.inventory.sites import render_site, render_sites, show_site, sites_overview
 from ccat_hpc.sites.loader import (
     load_site_configs,
     read_site_configs,
@@ -57,21 +57,21 @@ def shipped_command(as_dir: bool) -> None:
 
 
 @sites.command("list")
+@json_option
 @pass_app
-def list_sites(app: AppContext) -> None:
-    """List data locations and routes."""
+def list_sites(app: AppContext, as_json: bool) -> None:
+    """List data locations and routes (--json: every site with its locations, and routes)."""
     with transaction(app.sessions()) as session:
-        for location in session.scalars(select(DataLocation).order_by(DataLocation.name)):
-            where = getattr(location, "path", None) or getattr(location, "bucket", "")
-            flag = "" if location.active else "  (inactive)"
-            click.echo(
-                f"{location.name:<28} {location.site.name:<10} {location.location_type:<18} "
-                f"{location.storage_type:<5} {where}{flag}"
-            )
-        for route in session.scalars(select(DataTransferRoute).order_by(DataTransferRoute.name)):
-            via = f" via {route.relay_site.name}" if route.relay_site else ""
-            flag = "" if route.active else "  (inactive)"
-            click.echo(
-                f"route {route.name}: {route.origin_site.name} → {route.destination_site.name}"
-                f"{via} [{route.route_type}, {route.method}]{flag}"
-            )
+        overview = sites_overview(session)
+    echo_result(overview, render_sites, as_json)
+
+
+@sites.command("show")
+@click.argument("name")
+@json_option
+@pass_app
+def show_site_command(app: AppContext, name: str, as_json: bool) -> None:
+    """One site: its locations, routes, retention and Slurm profiles."""
+    with transaction(app.sessions()) as session:
+        detail = show_site(session, name)
+    echo_result(detail, render_site, as_json)

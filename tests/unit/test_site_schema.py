@@ -1,11 +1,15 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
+from ccat_hpc.catalog.schema import Catalog
 from ccat_hpc.errors import ConfigError
 from ccat_hpc.sites.loader import read_site_configs, shipped_site_configs
 from ccat_hpc.sites.schema import SiteConfig
-from ccat_hpc.yamlfile import load_model
+from ccat_hpc.yamlfile import error_message, load_model
 
 MINIMAL = """
 site: {name: testsite}
@@ -68,6 +72,7 @@ def test_bad_configs_name_file_key_and_problem(tmp_path: Path, text: str, messag
     with pytest.raises(ConfigError, match=message) as info:
         load_model(path, SiteConfig, {})
     assert str(path) in str(info.value)
+    assert "Value error" not in str(info.value) and "Assertion failed" not in str(info.value)
 
 
 def test_unset_variable_names_file_key_and_variable(tmp_path: Path) -> None:
@@ -88,3 +93,93 @@ def test_lta_may_not_have_retention(tmp_path: Path) -> None:
     text = MINIMAL.replace("type: BUFFER", "type: LONG_TERM_ARCHIVE, retention_days: 3")
     with pytest.raises(ConfigError, match="keeps data forever"):
         load_model(write(tmp_path, text), SiteConfig, {})
+
+
+def validation_errors(model: type[BaseModel], data: Any) -> list[ErrorDetails]:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    return info.value.errors(include_url=False)
+
+
+SITE = {"site": {"name": "testsite"}}
+LOCATION = {"name": "test-buffer", "type": "BUFFER", "storage": "disk"}
+
+
+@pytest.mark.parametrize(
+    ("data", "loc", "message"),
+    [
+        ({**SITE, "locations": [LOCATION]}, ("locations", 0), "a disk location needs 'path'"),
+        (
+            {**SITE, "routes": [{"name": "r", "from": "a", "to": "a"}]},
+            ("routes", 0),
+            "a route must go to another site",
+        ),
+        (
+            {**SITE, "slurm_profiles": {"checksum": {"mem": "lots"}}},
+            ("slurm_profiles", "checksum", "mem"),
+            "memory must look like 4000, 500M or 16G, got 'lots'",
+        ),
+        ({"locations": []}, ("site",), "Field required"),
+        ({**SITE, "colour": "blue"}, ("colour",), "Extra inputs are not permitted"),
+    ],
+)
+def test_site_config_errors_read_as_written(
+    data: dict[str, Any], loc: tuple[str | int, ...], message: str
+) -> None:
+    (error,) = validation_errors(SiteConfig, data)
+    assert error["loc"] == loc
+    assert error_message(error) == message
+
+
+def test_catalog_errors_read_as_written() -> None:
+    program = {
+        "name": "Deep Spectroscopic Survey",
+        "obs_units": [{"name": "ECDFS-deep-001", "instrument": "PrimeCam", "sub_program": "X"}],
+    }
+    data = {"observatory": {"name": "CCAT"}, "observing_programs": [program]}
+    (error,) = validation_errors(Catalog, data)
+    assert error["msg"].startswith("Value error, ")  # what pydantic says, and users must not see
+    assert error_message(error) == (
+        "obs unit 'ECDFS-deep-001': sub_program 'X' is not one of this program's sub_programs"
+    )
+
+
+def test_catalog_built_in_messages_are_kept() -> None:
+    data = {"observatory": {"name": "CCAT"}, "sources": [{"type": "fixed", "name": "S"}]}
+    errors = validation_errors(Catalog, data)
+    assert {error_message(e) for e in errors} == {"Field required"}
+    assert [e["loc"][-1] for e in errors] == ["ra_deg", "dec_deg"]
+
+
+class Checked(BaseModel):
+    count: int
+
+    @field_validator("count")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:  # an AssertionError, as an `assert` in a validator raises it
+            raise AssertionError("count must be positive")
+        return value
+
+
+def test_assertion_prefix_is_removed_too() -> None:
+    (error,) = validation_errors(Checked, {"count": 0})
+    assert error["msg"] == "Assertion failed, count must be positive"
+    assert error_message(error) == "count must be positive"
+
+
+def test_catalog_file_error_names_file_and_key_without_pydantic_wording(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "observatory: {name: CCAT}\n"
+        "observing_programs:\n"
+        "  - name: P\n"
+        "    obs_units: [{name: U, instrument: PrimeCam, sub_program: X}]\n",
+        "catalog.yaml",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_model(path, Catalog, {})
+    assert str(info.value) == (
+        f"{path}: observing_programs[0]: obs unit 'U': sub_program 'X' is not one of this "
+        "program's sub_programs"
+    )
