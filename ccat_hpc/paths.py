@@ -7,13 +7,17 @@ relative POSIX path, so nothing can reach outside its root.
 
 from __future__ import annotations
 
+from ccat_hpc.text import CONTROL_CHARACTERS
+
 MAX_PATH_LENGTH = 1024
 
 
 def relative_path_problem(path: str) -> str | None:
     """Why ``path`` is not a clean relative path below its root, or None when it is."""
-    if not path or "\x00" in path:
-        return "path is empty or contains a NUL byte"
+    if not path:
+        return "path is empty"
+    if CONTROL_CHARACTERS.search(path):
+        return f"path contains a control character (NUL, newline, …): {path!r}"
     if len(path) > MAX_PATH_LENGTH:
         return f"path is longer than {MAX_PATH_LENGTH} characters"
     if path.startswith("/") or "\\" in path:

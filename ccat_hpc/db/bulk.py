@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import JSON, Table, func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import Base
@@ -72,6 +73,19 @@ def _copy_converter(column_type: Any, sample: Any) -> Callable[[Any], Any] | Non
 
 
 def _copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY through the driver; its errors are raised as SQLAlchemy's, like any statement's."""
+    import psycopg
+
+    statement = f'COPY "{table.name}"'
+    try:
+        _copy_with_driver(session, table, rows)
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
+    except psycopg.OperationalError as exc:
+        raise OperationalError(statement, None, exc) from exc
+
+
+def _copy_with_driver(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     columns = list(rows[0])
     converters = [_copy_converter(table.c[name].type, rows[0][name]) for name in columns]
     plain = all(converter is None for converter in converters)

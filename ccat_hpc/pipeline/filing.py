@@ -11,9 +11,10 @@ filed, is a conflict. Functions here take a session and never commit.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,8 +36,14 @@ from ccat_hpc.db.models import (
 )
 from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState
 from ccat_hpc.errors import ManifestConflict, ManifestError
+from ccat_hpc.names import unknown_name_message
+from ccat_hpc.pipeline.filed_files import (
+    FILE_TYPE_LENGTH,
+    as_signed64,
+    check_not_filed_elsewhere,
+)
 from ccat_hpc.pipeline.manifest import ExecutionInfo, Manifest
-from ccat_hpc.pipeline.source_check import check_source_files
+from ccat_hpc.pipeline.source_check import FileIdentity, check_source_files
 
 
 @dataclass(frozen=True)
@@ -56,22 +63,23 @@ class References:
 
 
 def resolve_references(session: Session, manifest: Manifest) -> References:
-    """Find the catalog rows and SOURCE location the manifest names; they must match."""
-    instrument = session.scalars(select(Instrument).filter_by(name=manifest.instrument)).first()
-    if instrument is None:
-        raise ManifestError(f"instrument: unknown instrument {manifest.instrument!r}")
+    """Find the catalog rows and SOURCE location the manifest names; they must match.
+
+    An unknown name is refused with the closest known one and the choices.
+    """
+    instrument = _named(session, Instrument, manifest.instrument, "instrument", "instrument")
     module = session.scalars(
         select(InstrumentModule).filter_by(
             instrument_id=instrument.id, name=manifest.instrument_module
         )
     ).first()
     if module is None:
+        modules = [m.name for m in instrument.modules]
         raise ManifestError(
-            f"instrument_module: {instrument.name} has no module {manifest.instrument_module!r}"
+            "instrument_module: "
+            + unknown_name_message(f"{instrument.name} module", manifest.instrument_module, modules)
         )
-    obs_unit = session.scalars(select(ObsUnit).filter_by(name=manifest.obs_unit)).first()
-    if obs_unit is None:
-        raise ManifestError(f"obs_unit: unknown obs unit {manifest.obs_unit!r}")
+    obs_unit = _named(session, ObsUnit, manifest.obs_unit, "obs_unit", "obs unit")
     if obs_unit.instrument_id != instrument.id:
         raise ManifestError(
             f"obs_unit: {obs_unit.name!r} is observed with {obs_unit.instrument.name}, "
@@ -81,10 +89,20 @@ def resolve_references(session: Session, manifest: Manifest) -> References:
     return References(instrument, module, obs_unit, location)
 
 
+NamedT = TypeVar("NamedT", Instrument, ObsUnit, DataLocation)
+
+
+def _named(session: Session, model: type[NamedT], name: str, field: str, what: str) -> NamedT:
+    """The row of ``model`` called ``name``, or a ManifestError naming the field and choices."""
+    row = session.scalars(select(model).filter_by(name=name)).first()
+    if row is None:
+        choices = list(session.scalars(select(model.name)))
+        raise ManifestError(f"{field}: {unknown_name_message(what, name, choices)}")
+    return row
+
+
 def _source_location(session: Session, name: str, instrument_name: str) -> DiskDataLocation:
-    location = session.scalars(select(DataLocation).filter_by(name=name)).first()
-    if location is None:
-        raise ManifestError(f"location: unknown location {name!r}")
+    location = _named(session, DataLocation, name, "location", "location")
     if location.location_type is not LocationType.SOURCE:
         raise ManifestError(f"location: {name!r} is a {location.location_type}, not a SOURCE")
     if not isinstance(location, DiskDataLocation):
@@ -128,11 +146,12 @@ def file_manifest(
     if already is not None:
         return already
     existing = _consistent_execution(session, manifest, refs)
-    check_source_files(Path(refs.location.path), manifest.files)
+    identities = check_source_files(Path(refs.location.path), manifest.files)
+    check_not_filed_elsewhere(session, refs.location.id, manifest.files, identities)
     if existing is None:
         session.add(_new_execution(manifest, refs))
         session.flush()
-    _insert_files(session, manifest, refs)
+    _insert_files(session, manifest, refs, identities)
     _record(session, manifest, refs, digest, source_name)
     execution_id = str(manifest.executed_obs_unit.id)
     return FilingResult(execution_id, len(manifest.files), manifest.total_bytes, True)
@@ -188,20 +207,25 @@ def _new_execution(manifest: Manifest, refs: References) -> ExecutedObsUnit:
     )
 
 
-def file_rows(manifest: Manifest, module_id: int) -> list[dict[str, Any]]:
+def file_rows(
+    manifest: Manifest, module_id: int, location_id: int, identities: Sequence[FileIdentity]
+) -> list[dict[str, Any]]:
     """Insert parameters of the RawDataFile rows of a manifest (pure)."""
     now = utcnow()
     rows = []
-    for entry in manifest.files:
+    for entry, identity in zip(manifest.files, identities, strict=True):
         name = posixpath.basename(entry.path)
         rows.append(
             {
                 "name": name,
                 "relative_path": entry.path,
+                "source_location_id": location_id,
+                "source_device": as_signed64(identity.device),
+                "source_inode": as_signed64(identity.inode),
                 "size": entry.size,
                 "checksum": entry.xxh3_128,
                 "checksum_algorithm": "xxh3_128",
-                "file_type": posixpath.splitext(name)[1].lstrip(".").lower(),
+                "file_type": posixpath.splitext(name)[1].lstrip(".").lower()[:FILE_TYPE_LENGTH],
                 "state": RawDataFileState.FILED,
                 "executed_obs_unit_id": manifest.executed_obs_unit.id,
                 "instrument_module_id": module_id,
@@ -212,7 +236,9 @@ def file_rows(manifest: Manifest, module_id: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _insert_files(session: Session, manifest: Manifest, refs: References) -> None:
+def _insert_files(
+    session: Session, manifest: Manifest, refs: References, identities: Sequence[FileIdentity]
+) -> None:
     taken = set(
         session.scalars(
             select(RawDataFile.relative_path).filter_by(
@@ -226,7 +252,7 @@ def _insert_files(session: Session, manifest: Manifest, refs: References) -> Non
             f"files {clashes[0]!r} ({len(clashes)} in all) were already filed for execution "
             f"{manifest.executed_obs_unit.id} by another module's manifest"
         )
-    rows = file_rows(manifest, refs.module.id)
+    rows = file_rows(manifest, refs.module.id, refs.location.id, identities)
     file_ids = allocate_ids(session, RawDataFile, len(rows))
     for row, file_id in zip(rows, file_ids, strict=True):
         row["id"] = file_id

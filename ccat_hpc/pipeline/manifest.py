@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import posixpath
+import stat
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictInt,
     ValidationError,
     field_validator,
@@ -29,23 +34,35 @@ from pydantic import (
 from ccat_hpc.db.states import ObservationStatus
 from ccat_hpc.errors import ManifestError
 from ccat_hpc.paths import check_relative_path
-from ccat_hpc.yamlfile import format_location
+from ccat_hpc.safejson import JsonProblem, check_values, describe_path, loads_checked
+from ccat_hpc.yamlfile import error_message
 
 MANIFEST_VERSION = 1
+#: A manifest of a million files is about 150 MB; anything larger is not a manifest.
+MAX_MANIFEST_BYTES = 512 * 1024**2
+#: Longest file name (one path component) that POSIX file systems store.
+MAX_NAME_BYTES = 255
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
 class ManifestFile(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     path: str
-    size: StrictInt = Field(ge=0)
+    size: StrictInt = Field(ge=0, le=2**63 - 1)
     xxh3_128: Hex32 | None = None
 
     @field_validator("path")
     @classmethod
     def _safe_path(cls, value: str) -> str:
-        return check_relative_path(value)
+        check_relative_path(value)
+        if len(posixpath.basename(value).encode("utf-8")) > MAX_NAME_BYTES:
+            raise ValueError(f"file name is longer than {MAX_NAME_BYTES} bytes")
+        return value
 
     @field_validator("xxh3_128")
     @classmethod
@@ -63,8 +80,19 @@ class ExecutionInfo(BaseModel):
     start_time: AwareDatetime
     end_time: AwareDatetime
     status: ObservationStatus
-    mean_pwv_mm: float | None = None
-    mean_elevation_deg: float | None = None
+    mean_pwv_mm: Number | None = None
+    mean_elevation_deg: Number | None = None
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST_TIME <= utc < LATEST_TIME:
+            raise ValueError("must be between 1970 and 2999 (in UTC)")
+        return utc
 
     @model_validator(mode="after")
     def _ordered(self) -> ExecutionInfo:
@@ -80,11 +108,11 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     manifest_version: Literal[1]
-    instrument: str = Field(min_length=1)
-    instrument_module: str = Field(min_length=1)
-    obs_unit: str = Field(min_length=1)
+    instrument: Name
+    instrument_module: Name
+    obs_unit: Name
     executed_obs_unit: ExecutionInfo
-    location: str = Field(min_length=1)
+    location: Name
     files: list[ManifestFile] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -114,10 +142,11 @@ def _where(loc: tuple[int | str, ...], raw: Any) -> str:
     """The error location, naming the file's path when the error is in one file entry."""
     if not loc:
         return "<manifest>"
-    text = format_location(loc)
+    text = describe_path(loc)
     if len(loc) >= 2 and loc[0] == "files" and isinstance(loc[1], int):
         with contextlib.suppress(KeyError, IndexError, TypeError):
-            text += f" ({raw['files'][loc[1]]['path']})"
+            path = raw["files"][loc[1]]["path"]
+            text += f" ({path})" if isinstance(path, str) and path.isprintable() else ""
     return text
 
 
@@ -126,25 +155,44 @@ def parse_manifest(raw: Any) -> Manifest:
     if not isinstance(raw, dict):
         raise ManifestError("manifest must be a JSON object")
     try:
+        check_values(raw)
+    except JsonProblem as exc:
+        raise ManifestError(str(exc)) from None
+    try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        shown = [f"{_where(e['loc'], raw)}: {e['msg']}" for e in errors[:5]]
+        shown = [f"{_where(e['loc'], raw)}: {error_message(e)}" for e in errors[:5]]
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise ManifestError("; ".join(shown) + more) from None
 
 
 def read_manifest(path: Path) -> tuple[Manifest, str]:
     """Read and validate a manifest file; returns it with its content digest."""
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = loads_checked(text)
+    except JsonProblem as exc:
+        raise ManifestError(str(exc)) from None
+    return parse_manifest(raw), manifest_digest(raw)
+
+
+def _read_text(path: Path) -> str:
+    """The manifest's text: a regular file (never waits on a FIFO) of bounded size, UTF-8."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ManifestError(f"cannot read manifest: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ManifestError("manifest is not a regular file")
+        try:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+        except OSError as exc:
+            raise ManifestError(f"cannot read manifest: {exc.strerror or exc}") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest is larger than {MAX_MANIFEST_BYTES // 1024**2} MiB")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ManifestError("manifest is not UTF-8 text") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise ManifestError(f"invalid JSON at {where}: {exc.msg}") from None
-    return parse_manifest(raw), manifest_digest(raw)

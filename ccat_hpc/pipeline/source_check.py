@@ -1,30 +1,82 @@
-"""Check that the files a manifest lists are really on SOURCE storage, inside its root."""
+"""What a filed file is on SOURCE storage: checked the same way when it is filed and when
+it is checksummed.
+
+A file must be a regular file inside its location's root (no symbolic link, file or
+folder, that leads out of it) with the size the manifest states. Filing also requires
+a file to have one name on disk (a hard link could be a file that lives outside the
+root) and records its device and inode, so the same bytes can never be filed twice
+under two names. Checksumming opens the file without following a final link and
+without waiting on a FIFO, and checks that what it opened is what it examined.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ccat_hpc.errors import ManifestError
 from ccat_hpc.pipeline.manifest import ManifestFile
 
 MAX_REPORTED_PROBLEMS = 5
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What a file is on disk, whatever its name: device and inode number."""
+
+    device: int
+    inode: int
+
+
+class SourceProblem(Exception):
+    """A file is not as filed; ``missing`` tells an absent file from a different one."""
+
+    def __init__(self, reason: str, *, missing: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.missing = missing
 
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 
 
-class SourceTreeChecker:
-    """Checks files below one root; resolves each directory only once (fast for 100k files)."""
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
-    def __init__(self, root: Path) -> None:
-        if not root.is_dir():
-            raise ManifestError(f"location root {root} does not exist or is not a folder")
+
+def _unreadable(exc: OSError) -> SourceProblem:
+    if exc.errno in _ABSENT:
+        return SourceProblem("no such file", missing=True)
+    return SourceProblem(f"cannot be read: {exc.strerror or exc}", missing=True)
+
+
+class SourceTree:
+    """Files below one location root; resolves each folder only once (fast for 100k files)."""
+
+    def __init__(self, root: Path, stated: str = "the manifest says") -> None:
         self.root = os.path.realpath(root)
+        self.stated = stated  # who stated the size, for messages
         self._dirs: dict[str, bool] = {}
+
+    def require_root(self) -> None:
+        if not os.path.isdir(self.root):
+            raise ManifestError(f"location root {self.root} does not exist or is not a folder")
+
+    def full_path(self, relative: str) -> str:
+        return os.path.join(self.root, relative)
 
     def _dir_inside(self, directory: str) -> bool:
         known = self._dirs.get(directory)
@@ -33,39 +85,85 @@ class SourceTreeChecker:
             self._dirs[directory] = known
         return known
 
-    def problem(self, entry: ManifestFile) -> str | None:
-        """What is wrong with one listed file, or None when it is fine."""
-        full = os.path.join(self.root, entry.path)
+    def _target_stat(self, full: str) -> os.stat_result:
+        """The file's own status; a symbolic link is followed only while it stays inside."""
         if not self._dir_inside(os.path.dirname(full)):
-            return "a folder on its path is a link that leaves the location root"
+            raise SourceProblem("a folder on its path is a link that leaves the location root")
         try:
             info = os.lstat(full)
             if stat.S_ISLNK(info.st_mode):
                 if not _inside(os.path.realpath(full), self.root):
-                    return "is a symbolic link that leaves the location root"
+                    raise SourceProblem("is a symbolic link that leaves the location root")
                 info = os.stat(full)
-        except FileNotFoundError:
-            return "no such file"
         except OSError as exc:
-            return f"cannot be read: {exc.strerror}"
-        if not stat.S_ISREG(info.st_mode):
-            return "is not a regular file"
-        if info.st_size != entry.size:
-            return f"is {info.st_size} bytes on disk, the manifest says {entry.size}"
-        return None
+            raise _unreadable(exc) from None
+        return info
+
+    def examine(self, relative: str, size: int, *, single_name: bool) -> FileIdentity:
+        """Check one file against its stated size; raise SourceProblem when it differs."""
+        info = self._target_stat(self.full_path(relative))
+        check_status(info, size, self.stated)
+        if single_name and info.st_nlink > 1:
+            raise SourceProblem(
+                f"has {info.st_nlink} names on disk (hard links); a filed file must have one"
+            )
+        return FileIdentity(info.st_dev, info.st_ino)
+
+    def open_checked(self, relative: str, size: int) -> int:
+        """A read-only descriptor of the examined file (never a FIFO, never through a link)."""
+        full = self.full_path(relative)
+        identity = self.examine(relative, size, single_name=False)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(os.path.realpath(full), flags)
+        except OSError as exc:
+            raise _unreadable(exc) from None
+        info = os.fstat(fd)
+        if FileIdentity(info.st_dev, info.st_ino) != identity:
+            os.close(fd)
+            raise SourceProblem("was replaced by another file while being checked")
+        return fd
 
 
-def check_source_files(root: Path, files: Sequence[ManifestFile]) -> None:
-    """Raise one ManifestError listing the first problems, if any file is not as stated."""
-    checker = SourceTreeChecker(root)
+def check_status(info: os.stat_result, size: int, stated: str) -> None:
+    """A regular file of ``size`` bytes, or SourceProblem (pure)."""
+    if not stat.S_ISREG(info.st_mode):
+        raise SourceProblem(f"is {_kind(info.st_mode)}, not a regular file")
+    if info.st_size != size:
+        raise SourceProblem(f"is {info.st_size} bytes on disk, {stated} {size}")
+
+
+def check_source_files(root: Path, files: Sequence[ManifestFile]) -> list[FileIdentity]:
+    """The identity of every listed file; one ManifestError listing the first problems.
+
+    Two entries that are the same file on disk (a link to another listed file) are
+    refused too.
+    """
+    tree = SourceTree(root)
+    tree.require_root()
+    identities: list[FileIdentity] = []
+    seen: dict[FileIdentity, int] = {}
     problems: list[str] = []
-    count = 0
     for index, entry in enumerate(files):
-        problem = checker.problem(entry)
-        if problem is not None:
-            count += 1
-            if len(problems) < MAX_REPORTED_PROBLEMS:
-                problems.append(f"files[{index}] {entry.path}: {problem}")
+        try:
+            identity = tree.examine(entry.path, entry.size, single_name=True)
+        except SourceProblem as exc:
+            problems.append(f"files[{index}] {entry.path}: {exc.reason}")
+            continue
+        first = seen.setdefault(identity, index)
+        if first != index:
+            problems.append(
+                f"files[{index}] {entry.path}: is the same file on disk as "
+                f"files[{first}] {files[first].path}"
+            )
+        identities.append(identity)
     if problems:
-        more = f" (and {count - len(problems)} more)" if count > len(problems) else ""
-        raise ManifestError("; ".join(problems) + more)
+        raise ManifestError(problems_line(problems))
+    return identities
+
+
+def problems_line(problems: Sequence[str]) -> str:
+    """The first problems on one line, and how many more there are (pure)."""
+    shown = problems[:MAX_REPORTED_PROBLEMS]
+    more = f" (and {len(problems) - len(shown)} more)" if len(problems) > len(shown) else ""
+    return "; ".join(shown) + more

@@ -165,10 +165,23 @@ def _mutations(data_root: Path) -> list[tuple[str, Any, str]]:
         ("wrong size", wrong_size, "is 1000 bytes on disk, the manifest says 999"),
         ("link escapes", escaping_link, "symbolic link that leaves the location root"),
         ("folder link escapes", escaping_folder, "linkdir/f.g3: a folder on its path is a link"),
-        ("not a file", a_folder, "adir: is not a regular file"),
+        ("not a file", a_folder, "adir: is a folder, not a regular file"),
         ("dotdot", lambda m: m["files"][0].update(path="../x"), "must not contain '..'"),
-        ("unknown instrument", set_key("instrument", "NoCam"), "unknown instrument 'NoCam'"),
-        ("unknown module", set_key("instrument_module", "LFA"), "PrimeCam has no module 'LFA'"),
+        (
+            "unknown instrument",
+            set_key("instrument", "NoCam"),
+            "instrument: unknown instrument 'NoCam' (known: CHAI, PrimeCam)",
+        ),
+        (
+            "misspelt instrument",
+            set_key("instrument", "PrimeKam"),
+            "unknown instrument 'PrimeKam'; did you mean 'PrimeCam'?",
+        ),
+        (
+            "unknown module",
+            set_key("instrument_module", "LFA"),
+            "unknown PrimeCam module 'LFA' (known: 280GHz, 350GHz, 850GHz, EoR-Spec)",
+        ),
         ("unknown obs unit", set_key("obs_unit", "nope"), "unknown obs unit 'nope'"),
         (
             "obs unit of another instrument",
@@ -176,6 +189,11 @@ def _mutations(data_root: Path) -> list[tuple[str, Any, str]]:
             "observed with CHAI, not PrimeCam",
         ),
         ("unknown location", set_key("location", "nowhere"), "unknown location 'nowhere'"),
+        (
+            "misspelt location",
+            set_key("location", "chile-source-primcam"),
+            "did you mean 'chile-source-primecam'?",
+        ),
         ("not a source", set_key("location", "chile-buffer-01"), "is a BUFFER, not a SOURCE"),
         (
             "another instrument's source",
@@ -186,7 +204,7 @@ def _mutations(data_root: Path) -> list[tuple[str, Any, str]]:
     ]
 
 
-@pytest.mark.parametrize("case", range(14))
+@pytest.mark.parametrize("case", range(16))
 def test_rejections_name_the_problem_and_leave_ops_db_untouched(
     loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path, case: int
 ) -> None:

@@ -47,15 +47,31 @@ class FiledManifest(IdMixin, CreatedMixin, Base):
 
 
 class RawDataFile(IdMixin, ChecksumMixin, CreatedMixin, Base):
-    """One instrument file, as filed from a manifest."""
+    """One instrument file, as filed from a manifest.
+
+    A file on SOURCE storage is filed once: its path at its SOURCE location is unique,
+    and so is what it is on disk (device and inode), so neither a second manifest nor a
+    link under another name can file the same bytes twice. The device and inode are
+    cleared when the SOURCE copy is deleted (the inode may then be reused).
+    """
 
     __tablename__ = "raw_data_file"
     __table_args__ = (
         UniqueConstraint("executed_obs_unit_id", "relative_path"),
+        UniqueConstraint("source_location_id", "relative_path"),
+        UniqueConstraint(
+            "source_location_id",
+            "source_device",
+            "source_inode",
+            name="uq_raw_data_file_source_identity",
+        ),
         Index("ix_raw_data_file_state", "state"),
     )
     name: Mapped[str] = mapped_column(String(255))
     relative_path: Mapped[str] = mapped_column(String(1024))
+    source_location_id: Mapped[int] = mapped_column(ForeignKey("data_location.id"))
+    source_device: Mapped[int | None] = mapped_column(BigInteger)
+    source_inode: Mapped[int | None] = mapped_column(BigInteger)
     file_type: Mapped[str] = mapped_column(String(40), default="")
     state: Mapped[RawDataFileState] = mapped_column(
         state_enum(RawDataFileState), default=RawDataFileState.FILED
@@ -72,6 +88,20 @@ class RawDataFile(IdMixin, ChecksumMixin, CreatedMixin, Base):
     executed_obs_unit: Mapped[ExecutedObsUnit] = relationship(back_populates="raw_data_files")
     instrument_module: Mapped[InstrumentModule] = relationship()
     raw_data_package: Mapped[RawDataPackage | None] = relationship(back_populates="files")
+
+
+class RawDataFileCheck(IdMixin, Base):
+    """One checksum check of a file's SOURCE copy: the history an operator reads after a repair."""
+
+    __tablename__ = "raw_data_file_check"
+    raw_data_file_id: Mapped[int] = mapped_column(ForeignKey("raw_data_file.id"), index=True)
+    physical_copy_id: Mapped[int | None] = mapped_column(ForeignKey("physical_copy.id"))
+    job_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
+    checked_at: Mapped[datetime]
+    outcome: Mapped[RawDataFileState] = mapped_column(state_enum(RawDataFileState))
+    computed_checksum: Mapped[str | None] = mapped_column(String(128))
+    expected_checksum: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class RawDataPackage(IdMixin, ChecksumMixin, CreatedMixin, Base):
