@@ -3,7 +3,9 @@
 Every entity that moves has one state column and one small state machine here. A
 pipeline step selects rows in state X, does its work and moves them to state Y in
 one transaction; :func:`check_transition` is the single place that says whether
-X → Y is allowed. A step that dies half-way leaves its rows in a state the next
+X → Y is allowed, and :func:`ccat_hpc.db.transitions.move` the single way a state is
+written (a guarded UPDATE that reports which rows moved); rows are only created in
+their first state. A step that dies half-way leaves its rows in a state the next
 tick recognises and retries (RUNNING rows whose job is gone go back to a waiting
 state; see the scheduler).
 
@@ -56,13 +58,17 @@ class RouteType(enum.StrEnum):
 class RawDataFileState(enum.StrEnum):
     """A file's progress.
 
-    FILED ──▶ CHECKSUMMED ──▶ PACKAGED ──▶ ARCHIVED
-      │            │
-      ├──▶ MISSING ─┤ (file vanished from SOURCE; a re-check may find it again)
-      └──▶ CORRUPT ◀┘ (checksum differs from the manifest's)
+    FILED ──▶ CHECKSUMMING ──▶ CHECKSUMMED ──▶ PACKAGED ──▶ ARCHIVED
+      ▲  ◀─────────┤ (released: its task ended without an outcome)
+      │            ├──▶ MISSING (gone or unreadable on SOURCE)
+      │            └──▶ CORRUPT (not as filed: other checksum, size or kind of file)
+      └──────────────── CHECKSUMMED, MISSING, CORRUPT (an operator asks for a re-check)
+
+    CHECKSUMMING: claimed by a checksum batch; no second batch takes the file.
     """
 
     FILED = "filed"
+    CHECKSUMMING = "checksumming"
     CHECKSUMMED = "checksummed"
     PACKAGED = "packaged"
     ARCHIVED = "archived"
@@ -79,9 +85,10 @@ class PhysicalCopyState(enum.StrEnum):
      FAILED     CORRUPT/MISSING ◀┘
 
     PENDING: being written. PRESENT: written, not yet verified. VERIFIED: checksum
-    matched at ``verified_at``. Only DELETION_PENDING copies are ever removed, and
-    the cleanup step moves a copy there only when a VERIFIED long-term-archive copy
-    exists.
+    matched at ``verified_at``. A CORRUPT or MISSING copy checked again (after a
+    repair) takes the new outcome: VERIFIED, CORRUPT or MISSING. Only DELETION_PENDING
+    copies are ever removed, and the cleanup step moves a copy there only when a
+    VERIFIED long-term-archive copy exists.
     """
 
     PENDING = "pending"
@@ -159,14 +166,17 @@ class StagingJobState(enum.StrEnum):
 class JobBatchState(enum.StrEnum):
     """A batch of work sent to an executor as one job array.
 
-    PENDING ──▶ SUBMITTED ──▶ DONE (every task SUCCEEDED or FAILED)
-       │            │
+    PENDING ──▶ SUBMITTED ──▶ RUNNING ──▶ DONE (every task SUCCEEDED, FAILED or CANCELLED)
+       │            │            │
        ├──▶ SUBMIT_FAILED (the executor refused it; reason kept)
-       └────────────┴──▶ CANCELLED
+       └────────────┴────────────┴──▶ CANCELLED
+
+    RUNNING: at least one task has started.
     """
 
     PENDING = "pending"
     SUBMITTED = "submitted"
+    RUNNING = "running"
     DONE = "done"
     SUBMIT_FAILED = "submit_failed"
     CANCELLED = "cancelled"
@@ -215,11 +225,12 @@ _J = JobTaskState
 TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]]] = {
     _F: _machine(
         {
-            "filed": ("checksummed", "missing", "corrupt"),
-            "checksummed": ("packaged", "missing", "corrupt"),
+            "filed": ("checksumming",),
+            "checksumming": ("checksummed", "missing", "corrupt", "filed"),
+            "checksummed": ("packaged", "filed"),
             "packaged": ("archived", "checksummed"),
             "archived": (),
-            "missing": ("filed", "checksummed"),
+            "missing": ("filed",),
             "corrupt": ("filed",),
         },
         _F,
@@ -229,8 +240,8 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
             "pending": ("present", "verified", "failed"),
             "present": ("verified", "corrupt", "missing"),
             "verified": ("verified", "corrupt", "missing", "deletion_pending"),
-            "corrupt": ("deletion_pending", "verified"),
-            "missing": ("present", "verified", "deleted"),
+            "corrupt": ("corrupt", "missing", "deletion_pending", "verified"),
+            "missing": ("missing", "corrupt", "present", "verified", "deleted"),
             "failed": ("pending", "deleted"),
             "deletion_pending": ("deleted", "verified"),
             "deleted": (),
@@ -279,7 +290,8 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
     _B: _machine(
         {
             "pending": ("submitted", "submit_failed", "cancelled"),
-            "submitted": ("done", "cancelled"),
+            "submitted": ("running", "done", "cancelled"),
+            "running": ("done", "cancelled"),
             "done": ("submitted",),
             "submit_failed": ("pending",),
             "cancelled": (),

@@ -13,16 +13,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import JobBatch, JobTask
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState, JobTaskState
+from ccat_hpc.db.transitions import move_row
 from ccat_hpc.errors import NotFoundError
 from ccat_hpc.executors.base import (
     RETRYABLE_STATUSES,
@@ -33,6 +35,8 @@ from ccat_hpc.executors.base import (
     TaskStatus,
 )
 from ccat_hpc.executors.process import ExecutorError
+from ccat_hpc.executors.validate import check_job_request
+from ccat_hpc.jobs.kinds import job_kind, release_items
 from ccat_hpc.sites.schema import SlurmProfile
 
 OPEN_TASK_STATES = (JobTaskState.PENDING, JobTaskState.RUNNING)
@@ -55,9 +59,12 @@ def create_batch(
     parameters: Mapping[str, Any] | None = None,
     site_name: str | None = None,
 ) -> JobBatch:
-    """A PENDING batch with one task per entry of ``items_per_task`` (caller commits)."""
-    if not items_per_task:
-        raise ValueError("a batch needs at least one task")
+    """A PENDING batch with one task per entry of ``items_per_task`` (caller commits).
+
+    The kind and its parameters are checked here, before anything runs (InvalidJob).
+    """
+    check_job_request(kind, len(items_per_task), working_dir, profile)
+    job_kind(kind).check_parameters(dict(parameters or {}))
     batch = JobBatch(
         kind=kind,
         executor=executor,
@@ -102,13 +109,18 @@ def submit_batch(
     except ExecutorError as exc:
         with transaction(factory) as session:
             batch = _batch(session, batch_id)
-            batch.state, batch.failure_reason = JobBatchState.SUBMIT_FAILED, str(exc)
+            move_row(session, batch, JobBatchState.SUBMIT_FAILED, failure_reason=str(exc))
+            for task in batch.tasks:
+                release_items(session, batch.kind, task.items)
         raise
     with transaction(factory) as session:
-        batch = _batch(session, batch_id)
-        batch.state = JobBatchState.SUBMITTED
-        batch.submitted_at = utcnow()
-        batch.external_ids = [a.to_json() for a in arrays]
+        move_row(
+            session,
+            _batch(session, batch_id),
+            JobBatchState.SUBMITTED,
+            submitted_at=utcnow(),
+            external_ids=[a.to_json() for a in arrays],
+        )
     return arrays
 
 
@@ -127,6 +139,7 @@ def create_and_submit(
     depends_on: Sequence[SubmittedArray] = (),
 ) -> tuple[int, list[SubmittedArray]]:
     """Create a batch (committed) and submit it; returns its id and what was submitted."""
+    check_job_request(kind, len(items_per_task), working_dir, profile, throttle)
     with transaction(factory) as session:
         batch = create_batch(
             session,
@@ -175,11 +188,19 @@ def _reason(report: TaskReport, default: str) -> str:
 class BatchSummary:
     batch_id: int
     state: JobBatchState
-    tasks: dict[str, int]
+    tasks: dict[JobTaskState, int]
 
     @property
     def done(self) -> bool:
         return self.state in (JobBatchState.DONE, JobBatchState.CANCELLED)
+
+    @property
+    def all_succeeded(self) -> bool:
+        return set(self.tasks) == {JobTaskState.SUCCEEDED}
+
+    def counts_text(self) -> str:
+        """``2 failed, 5 succeeded``."""
+        return ", ".join(f"{n} {state.value}" for state, n in sorted(self.tasks.items()))
 
 
 def track_batch(factory: sessionmaker[Session], batch_id: int, executor: Executor) -> BatchSummary:
@@ -190,20 +211,43 @@ def track_batch(factory: sessionmaker[Session], batch_id: int, executor: Executo
     with transaction(factory) as session:
         batch = _batch(session, batch_id)
         for task in batch.tasks:
-            decision = silent_end(
-                task, reports.get(task.task_index, TaskReport(TaskStatus.UNKNOWN))
-            )
-            if decision is not None:
-                report = reports[task.task_index]
-                task.state, task.reason, task.retryable = decision
-                task.executor_state, task.exit_code = report.status.value, report.exit_code
-                task.finished_at = utcnow()
-        counts = Counter(task.state.value for task in batch.tasks)
-        if batch.state == JobBatchState.SUBMITTED and not any(
-            task.state in OPEN_TASK_STATES for task in batch.tasks
-        ):
-            batch.state, batch.finished_at = JobBatchState.DONE, utcnow()
+            report = reports.get(task.task_index, TaskReport(TaskStatus.UNKNOWN))
+            _record_silent_end(session, batch.kind, task, report)
+        _advance_batch(session, batch)
+        counts = Counter(task.state for task in batch.tasks)
         return BatchSummary(batch.id, batch.state, dict(counts))
+
+
+def _record_silent_end(session: Session, kind: str, task: JobTask, report: TaskReport) -> None:
+    """Record a task the executor says ended without its outcome; give back its items."""
+    decision = silent_end(task, report)
+    if decision is None:
+        return
+    state, reason, retryable = decision
+    if move_row(
+        session,
+        task,
+        state,
+        reason=reason,
+        retryable=retryable,
+        finished_at=utcnow(),
+        executor_state=report.status.value,
+        exit_code=report.exit_code,
+    ):
+        release_items(session, kind, task.items)
+
+
+def _advance_batch(session: Session, batch: JobBatch) -> None:
+    """RUNNING once a task has started or ended; DONE once every task has ended."""
+    if batch.state not in (JobBatchState.SUBMITTED, JobBatchState.RUNNING):
+        return
+    states = [task.state for task in batch.tasks]
+    if not any(state in OPEN_TASK_STATES for state in states):
+        move_row(session, batch, JobBatchState.DONE, finished_at=utcnow())
+    elif batch.state == JobBatchState.SUBMITTED and any(
+        state != JobTaskState.PENDING for state in states
+    ):
+        move_row(session, batch, JobBatchState.RUNNING)
 
 
 def wait_for_batch(
@@ -238,3 +282,60 @@ def tasks_of(session: Session, batch_id: int) -> list[JobTask]:
             select(JobTask).where(JobTask.batch_id == batch_id).order_by(JobTask.task_index)
         )
     )
+
+
+@dataclass(frozen=True)
+class BatchListing:
+    """One line of ``ccat-hpc job list``."""
+
+    batch_id: int
+    kind: str
+    executor: str
+    state: JobBatchState
+    task_count: int
+    created_at: datetime
+    finished_at: datetime | None
+    tasks: dict[JobTaskState, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch_id,
+            "kind": self.kind,
+            "executor": self.executor,
+            "state": self.state.value,
+            "task_count": self.task_count,
+            "created_at": self.created_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "tasks": {state.value: n for state, n in self.tasks.items()},
+        }
+
+
+def recent_batches(
+    session: Session, limit: int = 20, states: Sequence[JobBatchState] = ()
+) -> list[BatchListing]:
+    """The newest batches (optionally in ``states``) with their tasks counted by state."""
+    query = select(JobBatch).order_by(JobBatch.id.desc()).limit(limit)
+    if states:
+        query = query.where(JobBatch.state.in_(states))
+    batches = list(session.scalars(query))
+    counts: dict[int, dict[JobTaskState, int]] = {b.id: {} for b in batches}
+    rows = session.execute(
+        select(JobTask.batch_id, JobTask.state, func.count())
+        .where(JobTask.batch_id.in_(list(counts)))
+        .group_by(JobTask.batch_id, JobTask.state)
+    )
+    for batch_id, state, count in rows:
+        counts[batch_id][state] = int(count)
+    return [
+        BatchListing(
+            b.id,
+            b.kind,
+            b.executor,
+            b.state,
+            b.task_count,
+            b.created_at,
+            b.finished_at,
+            counts[b.id],
+        )
+        for b in batches
+    ]

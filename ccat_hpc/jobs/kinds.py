@@ -1,8 +1,10 @@
-"""The job kinds ``ccat-hpc job run`` knows, and their handlers.
+"""The job kinds ``ccat-hpc job run`` knows: their handlers, parameters and claims.
 
 ``noop`` and ``sleep`` exist for diagnostics and tests (their parameters can make
 chosen tasks fail or die without a word); ``mpi`` reports its ranks; ``checksum``
-hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`).
+hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`). A kind whose
+work items are claimed in ops-db when its batch is created (checksum: the files)
+says how to give back the items of a task that ended without its outcome.
 """
 
 from __future__ import annotations
@@ -10,14 +12,27 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ccat_hpc.jobs.runner import Handler, TaskContext, TaskFailure
+from sqlalchemy.orm import Session
+
+from ccat_hpc.errors import UsageError
+from ccat_hpc.pipeline.tasks import Handler, TaskContext, TaskFailure
 
 if TYPE_CHECKING:
     from mpi4py.MPI import Intracomm
+
+ParameterCheck = Callable[[Mapping[str, Any]], None]
+
+
+class InvalidJob(UsageError):
+    """A job kind that does not exist, or parameters it does not take."""
+
+
+def _no_parameters(parameters: Mapping[str, Any]) -> None:
+    _only(parameters, {})
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,47 @@ class JobKind:
     handler: Handler
     #: what ranks other than 0 do in a multi-rank task (rank 0 runs ``handler``)
     other_ranks: Callable[[Intracomm], None] | None = None
+    #: raises InvalidJob for parameters the kind does not take (checked at submit time)
+    check_parameters: ParameterCheck = _no_parameters
+    #: gives back claimed items of a task that ended without recording them
+    release: Callable[[Session, Sequence[Any]], int] | None = None
+    #: whether `ccat-hpc job submit` may submit it (kinds with claimed items may not)
+    submittable: bool = True
+
+
+def _only(parameters: Mapping[str, Any], allowed: Mapping[str, Callable[[Any], bool]]) -> None:
+    for key, value in parameters.items():
+        test = allowed.get(key)
+        if test is None:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise InvalidJob(f"unknown parameter {key!r} (this job kind takes: {known})")
+        if not test(value):
+            raise InvalidJob(f"parameter {key}: invalid value {value!r}")
+
+
+def _task_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+    )
+
+
+def _exit_code(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 255
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 86400
+
+
+_DIAGNOSTIC = {"crash_tasks": _task_list, "fail_tasks": _task_list, "exit_code": _exit_code}
+
+
+def _diagnostic_parameters(parameters: Mapping[str, Any]) -> None:
+    _only(parameters, _DIAGNOSTIC)
+
+
+def _sleep_parameters(parameters: Mapping[str, Any]) -> None:
+    _only(parameters, {**_DIAGNOSTIC, "seconds": _seconds})
 
 
 def _diagnostic_outcome(context: TaskContext) -> None:
@@ -70,10 +126,33 @@ def checksum(context: TaskContext) -> dict[str, Any]:
     return checksum_task(context)
 
 
+def _release_checksum(session: Session, items: Sequence[Any]) -> int:
+    from ccat_hpc.pipeline.checksum import release_files
+
+    return release_files(session, items)
+
+
 def job_kinds() -> dict[str, JobKind]:
     return {
-        "noop": JobKind(noop),
-        "sleep": JobKind(sleep),
+        "noop": JobKind(noop, check_parameters=_diagnostic_parameters),
+        "sleep": JobKind(sleep, check_parameters=_sleep_parameters),
         "mpi": JobKind(mpi_hello, _mpi_hello_other_ranks),
-        "checksum": JobKind(checksum),
+        "checksum": JobKind(checksum, release=_release_checksum, submittable=False),
     }
+
+
+def job_kind(name: str) -> JobKind:
+    """The kind called ``name``, or InvalidJob listing the known ones."""
+    kinds = job_kinds()
+    kind = kinds.get(name)
+    if kind is None:
+        raise InvalidJob(f"unknown job kind {name!r}; known: {', '.join(sorted(kinds))}")
+    return kind
+
+
+def release_items(session: Session, kind: str, items: Sequence[Any]) -> int:
+    """Give back the claimed items of a task of ``kind`` that ended without its outcome."""
+    known = job_kinds().get(kind)
+    if known is None or known.release is None or not items:
+        return 0
+    return known.release(session, items)

@@ -1,17 +1,25 @@
 """``ccat-hpc job run KIND --batch ID``: one array task, from ops-db to ops-db.
 
-The task finds its row by (batch id, task index), marks it RUNNING, runs the job
-kind's handler on its work items and records SUCCEEDED with a result, or FAILED with
-a reason and whether a retry could help. The exit code follows (0 only on success),
-so Slurm's view and ops-db agree and ``afterok`` dependencies hold.
+The task finds its row by (batch id, task index), marks it RUNNING (and its batch),
+runs the job kind's handler on its work items and records SUCCEEDED with a result, or
+FAILED with a reason and whether a retry could help; the claimed items it did not
+finish are given back in the same transaction. The exit code follows (0 only on
+success), so Slurm's view and ops-db agree and ``afterok`` dependencies hold. SIGTERM
+(a time limit, a cancel) stops the handler so that what it had finished is recorded;
+its claimed items are given back and the task's row is left to the tracker, which
+records what the executor says happened (TIMEOUT, CANCELLED). The task log gets one
+timestamped line when the task starts and one when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator, Mapping
+from types import FrameType
 from typing import Any
 
 from sqlalchemy import select
@@ -20,29 +28,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import JobBatch, JobTask
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import JobTaskState, check_transition
-from ccat_hpc.errors import CcatHpcError, NotFoundError
+from ccat_hpc.db.states import JobBatchState, JobTaskState
+from ccat_hpc.db.transitions import move, move_row
+from ccat_hpc.errors import NotFoundError
+from ccat_hpc.jobs.kinds import release_items
+from ccat_hpc.logline import log_line
+from ccat_hpc.pipeline.tasks import Handler, TaskContext, TaskFailure, TaskInterrupted
 
-
-class TaskFailure(CcatHpcError):
-    """A task could not do its work; ``retryable`` says whether trying again may help."""
-
-    def __init__(self, reason: str, *, retryable: bool = False) -> None:
-        super().__init__(reason)
-        self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class TaskContext:
-    factory: sessionmaker[Session]
-    batch_id: int
-    task_index: int
-    items: list[Any]
-    parameters: Mapping[str, Any]
-    environ: Mapping[str, str]
-
-
-Handler = Callable[[TaskContext], dict[str, Any]]
+__all__ = ["TaskContext", "TaskFailure", "run_task", "task_index_from"]
 
 
 def task_index_from(environ: Mapping[str, str]) -> int:
@@ -58,10 +51,13 @@ def external_id(environ: Mapping[str, str]) -> str | None:
     return f"{job}_{task}" if job and task else environ.get("SLURM_JOB_ID")
 
 
-def _task_row(session: Session, batch_id: int, task_index: int) -> JobTask | None:
-    return session.scalars(
+def _task_row(session: Session, batch_id: int, task_index: int) -> JobTask:
+    task = session.scalars(
         select(JobTask).where(JobTask.batch_id == batch_id, JobTask.task_index == task_index)
     ).one_or_none()
+    if task is None:
+        raise NotFoundError(f"batch {batch_id} has no task {task_index}")
+    return task
 
 
 def start_task(
@@ -71,7 +67,7 @@ def start_task(
     task_index: int,
     environ: Mapping[str, str],
 ) -> TaskContext:
-    """Mark the task RUNNING and return what its handler needs."""
+    """Mark the task (and its batch, if first) RUNNING and return what its handler needs."""
     with transaction(factory) as session:
         batch = session.get(JobBatch, batch_id)
         if batch is None:
@@ -79,15 +75,19 @@ def start_task(
         if batch.kind != kind:
             raise TaskFailure(f"batch {batch_id} is a {batch.kind!r} batch, not {kind!r}")
         task = _task_row(session, batch_id, task_index)
-        if task is None:
-            raise NotFoundError(f"batch {batch_id} has no task {task_index}")
-        check_transition(task.state, JobTaskState.RUNNING)
-        task.state = JobTaskState.RUNNING
-        task.attempts += 1
-        task.started_at = utcnow()
-        task.finished_at = None
-        task.host = socket.gethostname()
-        task.external_id = external_id(environ)
+        attempts = task.attempts + 1
+        if not move_row(
+            session,
+            task,
+            JobTaskState.RUNNING,
+            attempts=attempts,
+            started_at=utcnow(),
+            finished_at=None,
+            host=socket.gethostname(),
+            external_id=external_id(environ),
+        ):
+            raise TaskFailure(f"task {task_index} of batch {batch_id} is {task.state.value}")
+        move(session, JobBatch, [batch_id], JobBatchState.SUBMITTED, JobBatchState.RUNNING)
         return TaskContext(
             factory, batch_id, task_index, list(task.items), dict(batch.parameters), environ
         )
@@ -96,6 +96,7 @@ def start_task(
 def finish_task(
     factory: sessionmaker[Session],
     context: TaskContext,
+    kind: str,
     state: JobTaskState,
     *,
     result: dict[str, Any] | None = None,
@@ -103,16 +104,50 @@ def finish_task(
     retryable: bool | None = None,
     exit_code: int = 0,
 ) -> None:
+    """Record the outcome; a failed task gives back the items it did not finish."""
     with transaction(factory) as session:
         task = _task_row(session, context.batch_id, context.task_index)
-        if task is None:
-            raise NotFoundError(f"batch {context.batch_id} has no task {context.task_index}")
         if task.state != JobTaskState.RUNNING:
             return  # the tracker or a cancel got there first; its record stands
-        task.state = state
-        task.finished_at = utcnow()
-        task.result, task.reason, task.retryable = result, reason, retryable
-        task.exit_code = exit_code
+        move_row(
+            session,
+            task,
+            state,
+            finished_at=utcnow(),
+            result=result,
+            reason=reason,
+            retryable=retryable,
+            exit_code=exit_code,
+        )
+        if state != JobTaskState.SUCCEEDED:
+            release_items(session, kind, context.items)
+
+
+def give_back(factory: sessionmaker[Session], context: TaskContext, kind: str) -> None:
+    """Release the task's claimed items; its outcome is left to the executor's verdict.
+
+    A task stopped by a signal (time limit, cancel) keeps its RUNNING row: the tracker
+    records what the executor says happened (TIMEOUT, CANCELLED, NODE_FAIL).
+    """
+    with transaction(factory) as session:
+        release_items(session, kind, context.items)
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into TaskInterrupted in the handler (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise TaskInterrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_task(
@@ -128,12 +163,21 @@ def run_task(
     if handler is None:
         raise TaskFailure(f"unknown job kind {kind!r}; known: {', '.join(sorted(handlers))}")
     context = start_task(factory, kind, batch_id, task_index, environ or dict(os.environ))
+    name = f"task {task_index} of batch {batch_id} ({kind})"
+    log_line(f"{name}: started on {socket.gethostname()}, {len(context.items)} item(s)")
     try:
-        result = handler(context)
+        with stop_on_sigterm():
+            result = handler(context)
+    except TaskInterrupted as exc:
+        log_line(f"{name}: {exc}; what it finished is recorded, the rest given back")
+        give_back(factory, context, kind)
+        return 128 + exc.signal_number
     except TaskFailure as exc:
+        log_line(f"{name}: failed: {exc}")
         finish_task(
             factory,
             context,
+            kind,
             JobTaskState.FAILED,
             reason=str(exc),
             retryable=exc.retryable,
@@ -142,9 +186,11 @@ def run_task(
         return 1
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
+        log_line(f"{name}: failed: {reason}")
         finish_task(
-            factory, context, JobTaskState.FAILED, reason=reason, retryable=True, exit_code=1
+            factory, context, kind, JobTaskState.FAILED, reason=reason, retryable=True, exit_code=1
         )
         raise
-    finish_task(factory, context, JobTaskState.SUCCEEDED, result=result)
+    finish_task(factory, context, kind, JobTaskState.SUCCEEDED, result=result)
+    log_line(f"{name}: succeeded: {result}")
     return 0

@@ -1,46 +1,71 @@
 """The checksum step: xxh3-128 of newly filed RawDataFiles, on their SOURCE copy.
 
-Files in state FILED are planned into tasks by bytes (:func:`plan_tasks`, pure). A
-task loads its files in one query, hashes them (streaming, bounded memory) and
-records the outcomes in groups, with bulk updates:
+Submission claims the files (FILED → CHECKSUMMING), so a second submission finds
+nothing to do; files of a task that ends without recording them are released back to
+FILED. A task loads its claimed files in one query, checks each one on disk exactly
+as filing did (:mod:`ccat_hpc.pipeline.source_check`: a regular file inside the root,
+no link leading out, the filed size; never waiting on a FIFO), hashes it (streaming,
+bounded memory) and records the outcomes in groups:
 
-- no checksum in the manifest: the computed one; file CHECKSUMMED, copy VERIFIED;
-- the manifest's checksum matches: file CHECKSUMMED, copy VERIFIED;
-- it differs: file and copy CORRUPT, with both checksums in the reason;
+- the manifest had no checksum, or it matches: file CHECKSUMMED, copy VERIFIED;
+- it differs, or the file is no longer what was filed (size, kind, a link leading
+  out of the root, it changed while being read): file and copy CORRUPT, with the reason;
 - the file is gone or unreadable: file and copy MISSING, with the reason.
+
+Every outcome is also a RawDataFileCheck row: the history an operator reads after a
+repair and a re-check (:func:`requeue_for_check`). Outcomes already computed are
+recorded even when the task stops early (an error, or SIGTERM at its time limit).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import xxhash
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.bulk import insert_rows
 from ccat_hpc.db.models import (
     DiskDataLocation,
     PhysicalCopy,
     RawDataFile,
+    RawDataFileCheck,
     RawDataFilePhysicalCopy,
 )
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState
-from ccat_hpc.engine.reader import DEFAULT_READ_SIZE
+from ccat_hpc.db.states import PhysicalCopyState, RawDataFileState
+from ccat_hpc.db.transitions import move
+from ccat_hpc.engine.positional import read_at
+from ccat_hpc.pipeline.source_check import SourceProblem, SourceTree
+from ccat_hpc.pipeline.tasks import TaskContext
 
-if TYPE_CHECKING:
-    from ccat_hpc.jobs.runner import TaskContext
-
-READ_SIZE = DEFAULT_READ_SIZE  # cache-sized reads: 2x faster than 1 MiB here
+#: Reads of this size stay in the CPU cache while they are hashed (2x faster than 1 MiB here)
+READ_SIZE = 256 * 1024
 RECORD_EVERY = 500
 RECORD_EVERY_SECONDS = 10.0
 DEFAULT_BYTES_PER_TASK = 4 * 1024**3
 DEFAULT_FILES_PER_TASK = 5000
+FILED_WITH = "it was filed with"
+#: copy states a check may start from (its outcome replaces them)
+CHECKABLE_COPY_STATES = (
+    PhysicalCopyState.PRESENT,
+    PhysicalCopyState.VERIFIED,
+    PhysicalCopyState.CORRUPT,
+    PhysicalCopyState.MISSING,
+)
+#: file states an operator may ask to check again
+RECHECKABLE_STATES = (
+    RawDataFileState.CHECKSUMMED,
+    RawDataFileState.CORRUPT,
+    RawDataFileState.MISSING,
+)
 
 
 def plan_tasks(
@@ -73,13 +98,57 @@ def files_to_checksum(session: Session) -> list[tuple[int, int]]:
     return [(int(file_id), int(size)) for file_id, size in rows]
 
 
-def hash_file(path: Path, buffer: bytearray) -> str:
+def claim_files(session: Session, files: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Claim FILED files for one batch (→ CHECKSUMMING); returns those this caller got."""
+    got = set(
+        move(
+            session,
+            RawDataFile,
+            [i for i, _ in files],
+            RawDataFileState.FILED,
+            RawDataFileState.CHECKSUMMING,
+        )
+    )
+    return [(file_id, size) for file_id, size in files if file_id in got]
+
+
+def release_files(session: Session, file_ids: Sequence[Any]) -> int:
+    """Give claimed files without an outcome back (CHECKSUMMING → FILED); returns how many."""
+    ids = [int(i) for i in file_ids]
+    return len(
+        move(session, RawDataFile, ids, RawDataFileState.CHECKSUMMING, RawDataFileState.FILED)
+    )
+
+
+def requeue_for_check(session: Session, file_ids: Sequence[int]) -> int:
+    """Put checked files (checksummed, corrupt, missing) back to FILED for another check.
+
+    Their checksum stays: a file that had one is checked against it. Their earlier
+    outcomes stay in RawDataFileCheck.
+    """
+    return len(
+        move(
+            session,
+            RawDataFile,
+            list(file_ids),
+            RECHECKABLE_STATES,
+            RawDataFileState.FILED,
+            failure_reason=None,
+        )
+    )
+
+
+def hash_descriptor(fd: int, buffer: bytearray) -> tuple[str, int]:
+    """xxh3-128 of everything readable from ``fd``, and how many bytes that was."""
     hasher = xxhash.xxh3_128()
     view = memoryview(buffer)
-    with path.open("rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            hasher.update(view[:count])
-    return str(hasher.hexdigest())
+    offset = 0
+    while count := read_at(fd, view, offset):
+        hasher.update(view[:count])
+        offset += count
+        if count < len(view):
+            break
+    return str(hasher.hexdigest()), offset
 
 
 @dataclass(frozen=True)
@@ -90,7 +159,7 @@ class FileOutcome:
 
 
 def judge(expected: str | None, computed: str | None, problem: str | None) -> FileOutcome:
-    """What to record for one file (pure)."""
+    """What to record for one file that was read (pure)."""
     if problem is not None or computed is None:
         return FileOutcome(RawDataFileState.MISSING, None, problem or "not hashed")
     if expected is not None and expected.lower() != computed:
@@ -110,106 +179,198 @@ _COPY_STATE = {
 class Target:
     file_id: int
     copy_id: int | None
-    path: Path | None
+    root: str | None
+    relative_path: str
     expected: str | None
     size: int
 
+    @property
+    def where(self) -> str:
+        return str(Path(self.root) / self.relative_path) if self.root else self.relative_path
+
 
 def load_targets(session: Session, file_ids: Sequence[int]) -> list[Target]:
-    """The FILED files among ``file_ids`` with their SOURCE copy on disk (one query)."""
+    """The claimed (CHECKSUMMING) files among ``file_ids`` with their SOURCE copy (one query)."""
     rows = session.execute(
         select(
             RawDataFile.id,
+            RawDataFilePhysicalCopy.id,
+            DiskDataLocation.path,
             RawDataFile.relative_path,
             RawDataFile.checksum,
             RawDataFile.size,
-            RawDataFilePhysicalCopy.id,
-            DiskDataLocation.path,
         )
+        .outerjoin(DiskDataLocation, DiskDataLocation.id == RawDataFile.source_location_id)
         .outerjoin(
-            RawDataFilePhysicalCopy, RawDataFilePhysicalCopy.raw_data_file_id == RawDataFile.id
+            RawDataFilePhysicalCopy,
+            and_(
+                RawDataFilePhysicalCopy.raw_data_file_id == RawDataFile.id,
+                RawDataFilePhysicalCopy.data_location_id == RawDataFile.source_location_id,
+            ),
         )
-        .outerjoin(
-            DiskDataLocation,
-            (RawDataFilePhysicalCopy.data_location_id == DiskDataLocation.id)
-            & (DiskDataLocation.location_type == LocationType.SOURCE),
-        )
-        .where(RawDataFile.id.in_(file_ids), RawDataFile.state == RawDataFileState.FILED)
+        .where(RawDataFile.id.in_(file_ids), RawDataFile.state == RawDataFileState.CHECKSUMMING)
     ).all()
-    targets: dict[int, Target] = {}
-    for file_id, relative, expected, size, copy_id, root in rows:
-        if root is not None or file_id not in targets:
-            path = Path(root) / relative if root is not None else None
-            targets[file_id] = Target(file_id, copy_id if root else None, path, expected, size)
+    targets = {row[0]: Target(*row) for row in rows}
     return [targets[i] for i in file_ids if i in targets]
 
 
-def hash_target(target: Target, buffer: bytearray) -> FileOutcome:
-    """Hash one file and judge it (no database work)."""
-    if target.path is None:
-        return judge(target.expected, None, "no SOURCE copy on disk is recorded")
-    try:
-        return judge(target.expected, hash_file(target.path, buffer), None)
-    except OSError as exc:
-        return judge(target.expected, None, f"{target.path}: {exc.strerror or exc}")
+class Hasher:
+    """Checks and hashes targets; one SourceTree per location root, one read buffer."""
 
+    def __init__(self, read_size: int = READ_SIZE) -> None:
+        self.buffer = bytearray(read_size)
+        self.trees: dict[str, SourceTree] = {}
 
-def record_outcomes(session: Session, outcomes: Sequence[tuple[Target, FileOutcome]]) -> None:
-    """Record a group of outcomes with two bulk updates (caller commits)."""
-    now = utcnow()
-    file_rows: list[dict[str, Any]] = []
-    copy_rows: list[dict[str, Any]] = []
-    for target, outcome in outcomes:
-        row: dict[str, Any] = {
-            "id": target.file_id,
-            "state": outcome.state,
-            "failure_reason": outcome.reason,
-        }
-        if outcome.state == RawDataFileState.CHECKSUMMED:
-            row.update(checksum=outcome.checksum, checksum_algorithm="xxh3_128")
-        file_rows.append(row)
-        if target.copy_id is not None:
-            verified = now if outcome.state == RawDataFileState.CHECKSUMMED else None
-            copy_rows.append(
-                {
-                    "id": target.copy_id,
-                    "state": _COPY_STATE[outcome.state],
-                    "failure_reason": outcome.reason,
-                    "verified_at": verified,
-                }
+    def outcome(self, target: Target) -> FileOutcome:
+        if target.copy_id is None or target.root is None:
+            return judge(target.expected, None, "no SOURCE copy on disk is recorded")
+        tree = self.trees.setdefault(target.root, SourceTree(Path(target.root), FILED_WITH))
+        try:
+            fd = tree.open_checked(target.relative_path, target.size)
+        except SourceProblem as exc:
+            return _problem_outcome(target, exc)
+        try:
+            computed, count = hash_descriptor(fd, self.buffer)
+        except OSError as exc:
+            return judge(target.expected, None, f"{target.where}: {exc.strerror or exc}")
+        finally:
+            os.close(fd)
+        if count != target.size:
+            reason = (
+                f"{target.where}: changed while being read ({count} bytes, filed {target.size})"
             )
-    if file_rows:
-        session.execute(update(RawDataFile), file_rows)
-    if copy_rows:
-        session.execute(update(PhysicalCopy), copy_rows)
+            return FileOutcome(RawDataFileState.CORRUPT, None, reason)
+        return judge(target.expected, computed, None)
+
+
+def _problem_outcome(target: Target, problem: SourceProblem) -> FileOutcome:
+    state = RawDataFileState.MISSING if problem.missing else RawDataFileState.CORRUPT
+    return FileOutcome(state, None, f"{target.where}: {problem.reason}")
+
+
+def record_outcomes(
+    session: Session, outcomes: Sequence[tuple[Target, FileOutcome]], batch_id: int | None
+) -> None:
+    """Record a group of outcomes: file and copy states, reasons, history (caller commits).
+
+    Only files still claimed (CHECKSUMMING) are recorded; one released meanwhile is left
+    to the batch that claims it next.
+    """
+    now = utcnow()
+    for state, group in _by_state(outcomes).items():
+        moved = set(
+            move(
+                session,
+                RawDataFile,
+                [t.file_id for t, _ in group],
+                RawDataFileState.CHECKSUMMING,
+                state,
+            )
+        )
+        kept = [(t, o) for t, o in group if t.file_id in moved]
+        if kept:
+            _record_group(session, state, kept, now, batch_id)
+
+
+def _by_state(
+    outcomes: Sequence[tuple[Target, FileOutcome]],
+) -> dict[RawDataFileState, list[tuple[Target, FileOutcome]]]:
+    groups: dict[RawDataFileState, list[tuple[Target, FileOutcome]]] = {}
+    for target, outcome in outcomes:
+        groups.setdefault(outcome.state, []).append((target, outcome))
+    return groups
+
+
+def _record_group(
+    session: Session,
+    state: RawDataFileState,
+    group: Sequence[tuple[Target, FileOutcome]],
+    now: Any,
+    batch_id: int | None,
+) -> None:
+    verified = state == RawDataFileState.CHECKSUMMED
+    file_values = [
+        {"id": t.file_id, "failure_reason": o.reason}
+        | ({"checksum": o.checksum, "checksum_algorithm": "xxh3_128"} if verified else {})
+        for t, o in group
+    ]
+    session.execute(update(RawDataFile), file_values)
+    copies = [(t, o) for t, o in group if t.copy_id is not None]
+    copy_state = _COPY_STATE[state]
+    extra = {"verified_at": now} if verified else {}
+    move(
+        session,
+        PhysicalCopy,
+        [t.copy_id for t, _ in copies],
+        CHECKABLE_COPY_STATES,
+        copy_state,
+        **extra,
+    )
+    if copies:
+        session.execute(
+            update(PhysicalCopy), [{"id": t.copy_id, "failure_reason": o.reason} for t, o in copies]
+        )
+    insert_rows(session, RawDataFileCheck, _history_rows(state, group, now, batch_id))
+
+
+def _history_rows(
+    state: RawDataFileState,
+    group: Sequence[tuple[Target, FileOutcome]],
+    now: Any,
+    batch_id: int | None,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "raw_data_file_id": t.file_id,
+            "physical_copy_id": t.copy_id,
+            "job_batch_id": batch_id,
+            "checked_at": now,
+            "outcome": state,
+            "computed_checksum": o.checksum,
+            "expected_checksum": t.expected,
+            "reason": o.reason,
+        }
+        for t, o in group
+    ]
+
+
+class OutcomeRecorder:
+    """Collects outcomes and commits them in groups (by count or by time)."""
+
+    def __init__(self, context: TaskContext) -> None:
+        self.context = context
+        self.group: list[tuple[Target, FileOutcome]] = []
+        self.counts = {state.value: 0 for state in _COPY_STATE}
+        self.hashed_bytes = 0
+        self.last = time.monotonic()
+
+    def add(self, target: Target, outcome: FileOutcome) -> None:
+        self.group.append((target, outcome))
+        self.counts[outcome.state.value] += 1
+        self.hashed_bytes += target.size if outcome.checksum else 0
+        if len(self.group) >= RECORD_EVERY or time.monotonic() - self.last > RECORD_EVERY_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.group:
+            with transaction(self.context.factory) as session:
+                record_outcomes(session, self.group, self.context.batch_id)
+        self.group, self.last = [], time.monotonic()
 
 
 def checksum_task(context: TaskContext) -> dict[str, Any]:
-    """The checksum job's handler: hash every file of the task, record them in groups.
+    """The checksum job's handler: check and hash every file of the task, record in groups.
 
-    A group is committed every ``RECORD_EVERY`` files or seconds; files hashed but not
-    yet recorded when a task dies are still FILED and are hashed again by the retry.
+    Whatever stops the loop (an error, SIGTERM at the time limit), the outcomes already
+    computed are recorded; files not reached stay claimed until the runner releases them.
     """
     with context.factory() as session:
         targets = load_targets(session, [int(i) for i in context.items])
-    buffer = bytearray(READ_SIZE)
-    counts = {state.value: 0 for state in _COPY_STATE}
-    hashed_bytes = 0
-    group: list[tuple[Target, FileOutcome]] = []
-    last = time.monotonic()
-    for target in targets:
-        outcome = hash_target(target, buffer)
-        group.append((target, outcome))
-        counts[outcome.state.value] += 1
-        hashed_bytes += target.size if outcome.checksum else 0
-        if len(group) >= RECORD_EVERY or time.monotonic() - last > RECORD_EVERY_SECONDS:
-            _record(context, group)
-            group, last = [], time.monotonic()
-    _record(context, group)
-    return {**counts, "bytes": hashed_bytes}
-
-
-def _record(context: TaskContext, group: Sequence[tuple[Target, FileOutcome]]) -> None:
-    if group:
-        with transaction(context.factory) as session:
-            record_outcomes(session, group)
+    hasher = Hasher()
+    recorder = OutcomeRecorder(context)
+    try:
+        for target in targets:
+            recorder.add(target, hasher.outcome(target))
+    finally:
+        recorder.flush()
+    return {**recorder.counts, "bytes": recorder.hashed_bytes}

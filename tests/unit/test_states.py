@@ -1,7 +1,10 @@
 import enum
+import re
+from pathlib import Path
 
 import pytest
 
+import ccat_hpc
 from ccat_hpc.db.states import (
     TRANSITIONS,
     PackageState,
@@ -32,7 +35,10 @@ def test_every_state_is_reachable_from_the_first(machine: type[enum.StrEnum]) ->
 
 
 def test_allowed_and_forbidden_transitions() -> None:
-    check_transition(RawDataFileState.FILED, RawDataFileState.CHECKSUMMED)
+    check_transition(RawDataFileState.FILED, RawDataFileState.CHECKSUMMING)
+    check_transition(RawDataFileState.CORRUPT, RawDataFileState.FILED)
+    with pytest.raises(InvalidStateTransition, match="filed → checksummed"):
+        check_transition(RawDataFileState.FILED, RawDataFileState.CHECKSUMMED)
     with pytest.raises(InvalidStateTransition, match="archived → filed"):
         check_transition(RawDataFileState.ARCHIVED, RawDataFileState.FILED)
     with pytest.raises(InvalidStateTransition, match="cannot move"):
@@ -55,3 +61,15 @@ def test_final_states() -> None:
     assert is_final(TransferState.SUCCEEDED)
     assert is_final(PackageState.ARCHIVED)
     assert not is_final(TransferState.RETRY_WAIT)
+
+
+def test_no_code_assigns_a_state_directly() -> None:
+    """Every state change goes through the guarded helper (ccat_hpc.db.transitions)."""
+    package = Path(ccat_hpc.__file__).parent
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\.state\s*=[^=]", line)
+    ]
+    assert offenders == []

@@ -1,0 +1,49 @@
+"""What a pipeline step's task gets and how it says it failed.
+
+A step (checksum, and the steps after it) runs as one task of a job array; the job
+runner (:mod:`ccat_hpc.jobs.runner`) builds the context from the task's row in ops-db
+and records the outcome. The types live here, with the steps, so the steps never
+depend on the runner that calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc.errors import CcatHpcError
+
+
+class TaskFailure(CcatHpcError):
+    """A task could not do its work; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+class TaskInterrupted(TaskFailure):
+    """The task was told to stop (SIGTERM: a time limit, a cancel, a node going down)."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(
+            f"stopped by signal {signal_number} (time limit, cancel or node shutdown)",
+            retryable=True,
+        )
+        self.signal_number = signal_number
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    factory: sessionmaker[Session]
+    batch_id: int
+    task_index: int
+    items: list[Any]
+    parameters: Mapping[str, Any]
+    environ: Mapping[str, str]
+
+
+Handler = Callable[[TaskContext], dict[str, Any]]
