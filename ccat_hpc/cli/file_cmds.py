@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from pathlib import Path
@@ -13,9 +14,11 @@ from sqlalchemy import select
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.db.models import DiskDataLocation
 from ccat_hpc.db.session import transaction
-from ccat_hpc.errors import CcatHpcError, NotFoundError
-from ccat_hpc.pipeline.intake import IntakeOutcome, file_path, watch_once
-from ccat_hpc.pipeline.intake import watch as watch_folder
+from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable, NotFoundError
+from ccat_hpc.logline import log_line
+from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_path
+from ccat_hpc.pipeline.watcher import PassResult, check_inbox, watch_once
+from ccat_hpc.pipeline.watcher import watch as watch_folder
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 
 
@@ -23,49 +26,93 @@ class ManifestsRejected(CcatHpcError):
     exit_code = 5
 
 
+def _outcome_line(outcome: IntakeOutcome) -> str:
+    return f"{outcome.status.value} {outcome.path.name}: {outcome.message}"
+
+
 def _echo_outcome(outcome: IntakeOutcome) -> None:
-    click.echo(f"{outcome.status} {outcome.path.name}: {outcome.message}", err=outcome.rejected)
+    click.echo(_outcome_line(outcome), err=not outcome.accepted)
+
+
+def _log_outcome(outcome: IntakeOutcome) -> None:
+    log_line(_outcome_line(outcome), error=not outcome.accepted)
+
+
+def _raise_for(outcomes: list[IntakeOutcome], total: int) -> None:
+    """Exit 6 when ops-db could not be used for some manifest, else 5 when any was rejected."""
+    deferred = sum(o.status == IntakeStatus.DEFERRED for o in outcomes)
+    rejected = sum(o.rejected for o in outcomes)
+    if deferred:
+        raise DatabaseUnavailable(f"{deferred} of {total} manifest(s) not filed: ops-db unusable")
+    if rejected:
+        raise ManifestsRejected(f"{rejected} of {total} manifest(s) rejected")
 
 
 @click.command("file")
 @click.argument(
     "manifests", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
 )
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per manifest.")
 @pass_app
-def file_command(app: AppContext, manifests: tuple[Path, ...]) -> None:
-    """File MANIFESTS into ops-db, each all-or-nothing; one line per manifest."""
+def file_command(app: AppContext, manifests: tuple[Path, ...], as_json: bool) -> None:
+    """File MANIFESTS into ops-db, each all-or-nothing; one line per manifest.
+
+    Exit status: 0 all filed (or already filed), 5 a manifest was rejected, 6 ops-db
+    could not be used (nothing lost: file them again later).
+    """
     factory = app.sessions()
-    failed = 0
+    outcomes = []
     for path in manifests:
         outcome = file_path(factory, path)
-        _echo_outcome(outcome)
-        failed += outcome.status in ("rejected", "deferred")
-    if failed:
-        raise ManifestsRejected(f"{failed} of {len(manifests)} manifest(s) not filed")
+        outcomes.append(outcome)
+        if as_json:
+            click.echo(json.dumps(outcome.to_json()))
+        else:
+            _echo_outcome(outcome)
+    _raise_for(outcomes, len(manifests))
+
+
+def _warn(text: str) -> None:
+    log_line(f"watch: {text}")
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
     def handler(signum: int, _frame: FrameType | None) -> None:
-        click.echo(f"watch: signal {signum}, stopping after the current manifest", err=True)
+        log_line(f"watch: signal {signum}, stopping after the current manifest")
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
 
 
+def _summary(result: PassResult) -> str:
+    counts = ", ".join(
+        f"{result.count(status)} {status.value}" for status in IntakeStatus if result.count(status)
+    )
+    waiting = f"; {result.waiting} left waiting (not yet stable)" if result.waiting else ""
+    return f"watch: {len(result.outcomes)} manifest(s) processed ({counts or 'none'}){waiting}"
+
+
 @click.command("watch")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--once", is_flag=True, help="One pass over FOLDER, then exit.")
-@click.option("--interval", default=10.0, show_default=True, help="Seconds between passes.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between passes.",
+)
 @click.option(
     "--stable-seconds",
+    type=click.FloatRange(min=0),
     default=5.0,
     show_default=True,
     help="Leave a manifest alone until it has not changed for this long.",
 )
 @click.option(
     "--max-runtime",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
     help="Exit cleanly after this many seconds (a Slurm job re-queues itself then).",
 )
@@ -78,16 +125,24 @@ def watch_command(
     stable_seconds: float,
     max_runtime: float | None,
 ) -> None:
-    """File every *.json manifest dropped into FOLDER; move it to filed/ or rejected/."""
+    """File every *.json manifest dropped into FOLDER; move it to filed/ or rejected/.
+
+    A manifest that cannot be filed goes to rejected/ with NAME.error.txt (one line:
+    why); the watcher goes on with the others. With --once the exit status is 6 when
+    ops-db could not be used (the manifests stay for the next pass).
+    """
+    check_inbox(folder)
     factory = app.sessions()
     stop = threading.Event()
     _install_stop_handlers(stop)
     if once:
-        outcomes = watch_once(factory, folder, stable_seconds, stop, _echo_outcome)
-        rejected = sum(o.rejected for o in outcomes)
-        click.echo(f"watch: {len(outcomes)} manifest(s) processed, {rejected} rejected")
+        result = watch_once(factory, folder, stable_seconds, stop, _log_outcome, _warn)
+        log_line(_summary(result), error=False)
+        deferred = result.count(IntakeStatus.DEFERRED)
+        if deferred:
+            raise DatabaseUnavailable(f"{deferred} manifest(s) not filed: ops-db unusable")
         return
-    click.echo(f"watch: watching {folder} every {interval:g} s", err=True)
+    log_line(f"watch: watching {folder} every {interval:g} s")
     passes = watch_folder(
         factory,
         folder,
@@ -95,9 +150,10 @@ def watch_command(
         stable_seconds=stable_seconds,
         stop=stop,
         max_runtime=max_runtime,
-        report=_echo_outcome,
+        report=_log_outcome,
+        warn=_warn,
     )
-    click.echo(f"watch: stopped after {passes} pass(es)", err=True)
+    log_line(f"watch: stopped after {passes} pass(es)")
 
 
 @click.command("simulate-observation")

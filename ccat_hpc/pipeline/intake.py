@@ -1,27 +1,27 @@
-"""Intake of manifest files: filing one file, and the manifest watcher's body.
+"""Intake of one manifest file: read it, file it in its own transaction, say what happened.
 
-These functions own their transactions (they are what a CLI command or the watcher
-job runs). A manifest is filed in one transaction; a concurrent filer of the same
-execution makes the loser retry, and the retry finds the winner's rows (a no-op or
-a conflict), so two filers never create the execution twice.
-
-The watcher files every ``*.json`` in a folder, then moves it to ``filed/`` or, with
-a ``NAME.error.txt`` beside it, to ``rejected/``. Instruments write ``NAME.json.tmp``
-and rename it; a ``.json`` modified less than ``stable_seconds`` ago is left for the
-next pass. A crash between filing and moving is harmless: the next pass files the
-same manifest again, which is a no-op, and moves it.
+:func:`file_path` is what ``ccat-hpc file`` and the manifest watcher run for every
+manifest. It never raises for a bad manifest: the outcome says FILED, UNCHANGED (the
+same manifest was filed before), REJECTED (with a one-line reason; nothing was
+written) or DEFERRED (ops-db could not be used; try again later). A concurrent filer
+of the same execution or the same files makes the loser retry, and the retry finds
+the winner's rows (a no-op or a conflict).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from collections.abc import Callable
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DatabaseError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.reasons import operational_error_reason
@@ -29,138 +29,94 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.errors import ManifestError
 from ccat_hpc.pipeline.filing import FilingResult, file_manifest
 from ccat_hpc.pipeline.manifest import read_manifest
+from ccat_hpc.text import one_line
 
-FILED_DIR = "filed"
-REJECTED_DIR = "rejected"
 CONCURRENT_RETRIES = 3
+
+
+class IntakeStatus(enum.StrEnum):
+    FILED = "filed"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
 class IntakeOutcome:
     path: Path
-    status: str  # "filed" | "unchanged" | "rejected" | "deferred"
+    status: IntakeStatus
     message: str
     result: FilingResult | None = None
 
     @property
     def rejected(self) -> bool:
-        return self.status == "rejected"
+        return self.status == IntakeStatus.REJECTED
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in (IntakeStatus.FILED, IntakeStatus.UNCHANGED)
+
+    def to_json(self) -> dict[str, object]:
+        result = self.result
+        return {
+            "manifest": str(self.path),
+            "status": self.status.value,
+            "message": self.message,
+            "execution": result.execution_id if result else None,
+            "files": result.file_count if result else None,
+            "bytes": result.total_bytes if result else None,
+        }
 
 
 def _describe(result: FilingResult) -> str:
     return f"{result.file_count} files, {result.total_bytes} bytes, execution {result.execution_id}"
 
 
+def _database_url(factory: sessionmaker[Session]) -> str | None:
+    bind = factory.kw.get("bind")
+    return None if bind is None else bind.url.render_as_string(hide_password=False)
+
+
 def file_path(factory: sessionmaker[Session], path: Path) -> IntakeOutcome:
-    """File one manifest file. Never raises for a bad manifest or a transient DB error."""
+    """File one manifest file. Never raises for a bad manifest or a database problem."""
     try:
         manifest, digest = read_manifest(path)
     except ManifestError as exc:
-        return IntakeOutcome(path, "rejected", str(exc))
+        return IntakeOutcome(path, IntakeStatus.REJECTED, one_line(str(exc)))
     for attempt in range(CONCURRENT_RETRIES):
         try:
             with transaction(factory) as session:
-                result = file_manifest(session, manifest, digest, source_name=path.name)
-            status = "filed" if result.created else "unchanged"
-            return IntakeOutcome(path, status, _describe(result), result)
+                result = file_manifest(session, manifest, digest, source_name=path.name[:255])
         except ManifestError as exc:
-            return IntakeOutcome(path, "rejected", str(exc))
-        except IntegrityError:
+            return IntakeOutcome(path, IntakeStatus.REJECTED, one_line(str(exc)))
+        except IntegrityError as exc:
             if attempt == CONCURRENT_RETRIES - 1:
-                raise
-        except OperationalError as exc:
-            reason = operational_error_reason(exc)
-            return IntakeOutcome(path, "deferred", f"ops-db unavailable: {reason}")
+                return _refused_by_database(path, exc, factory)
+            continue
+        except DBAPIError as exc:
+            return _database_outcome(path, exc, factory)
+        status = IntakeStatus.FILED if result.created else IntakeStatus.UNCHANGED
+        return IntakeOutcome(path, status, _describe(result), result)
     raise AssertionError("unreachable")
 
 
-def ready_manifests(folder: Path, now: float, stable_seconds: float) -> list[Path]:
-    """``*.json`` files in ``folder`` not modified for ``stable_seconds``, oldest first."""
-    ready = []
-    for path in folder.glob("*.json"):
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            continue
-        if path.is_file() and now - info.st_mtime >= stable_seconds:
-            ready.append((info.st_mtime, path.name, path))
-    return [path for _, _, path in sorted(ready)]
+def _reason(exc: DBAPIError, factory: sessionmaker[Session]) -> str:
+    return operational_error_reason(exc, _database_url(factory))
 
 
-def free_name(directory: Path, name: str) -> Path:
-    """``directory/name``, or ``name`` with a counter before the suffix if that exists."""
-    candidate = directory / name
-    stem, suffix = os.path.splitext(name)
-    counter = 1
-    while candidate.exists():
-        candidate = directory / f"{stem}.{counter}{suffix}"
-        counter += 1
-    return candidate
+def _database_outcome(path: Path, exc: DBAPIError, factory: sessionmaker[Session]) -> IntakeOutcome:
+    """Deferred when ops-db cannot be used (try later); rejected when it refused the values."""
+    if isinstance(exc, DataError | IntegrityError):
+        return _refused_by_database(path, exc, factory)
+    transient = isinstance(exc, OperationalError | ProgrammingError) or exc.connection_invalidated
+    if transient or not isinstance(exc, DatabaseError):
+        message = f"ops-db unavailable: {_reason(exc, factory)}"
+        return IntakeOutcome(path, IntakeStatus.DEFERRED, one_line(message))
+    return _refused_by_database(path, exc, factory)
 
 
-def _move(path: Path, directory: Path) -> Path:
-    directory.mkdir(exist_ok=True)
-    target = free_name(directory, path.name)
-    os.replace(path, target)
-    return target
-
-
-def _reject(path: Path, message: str) -> None:
-    directory = path.parent / REJECTED_DIR
-    directory.mkdir(exist_ok=True)
-    target = free_name(directory, path.name)
-    error_file = target.with_suffix(".error.txt")
-    error_file.write_text(f"{path.name}: {message}\n", encoding="utf-8")
-    os.replace(path, target)
-
-
-def settle(outcome: IntakeOutcome) -> None:
-    """Move a processed manifest to filed/ or rejected/ (deferred ones stay)."""
-    if not outcome.path.exists():  # moved away by someone else meanwhile: nothing to settle
-        return
-    if outcome.status in ("filed", "unchanged"):
-        _move(outcome.path, outcome.path.parent / FILED_DIR)
-    elif outcome.status == "rejected":
-        _reject(outcome.path, outcome.message)
-
-
-def watch_once(
-    factory: sessionmaker[Session],
-    folder: Path,
-    stable_seconds: float,
-    stop: threading.Event | None = None,
-    report: Callable[[IntakeOutcome], None] | None = None,
-) -> list[IntakeOutcome]:
-    """One pass over ``folder``: file and settle every ready manifest."""
-    outcomes = []
-    for path in ready_manifests(folder, time.time(), stable_seconds):
-        if stop is not None and stop.is_set():
-            break
-        outcome = file_path(factory, path)
-        settle(outcome)
-        outcomes.append(outcome)
-        if report is not None:
-            report(outcome)
-    return outcomes
-
-
-def watch(
-    factory: sessionmaker[Session],
-    folder: Path,
-    *,
-    interval: float,
-    stable_seconds: float,
-    stop: threading.Event,
-    max_runtime: float | None = None,
-    report: Callable[[IntakeOutcome], None] | None = None,
-) -> int:
-    """Pass over ``folder`` every ``interval`` seconds until ``stop`` is set or time is up."""
-    deadline = None if max_runtime is None else time.monotonic() + max_runtime
-    passes = 0
-    while not stop.is_set():
-        watch_once(factory, folder, stable_seconds, stop, report)
-        passes += 1
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        stop.wait(interval)
-    return passes
+def _refused_by_database(
+    path: Path, exc: DBAPIError, factory: sessionmaker[Session]
+) -> IntakeOutcome:
+    message = f"ops-db refused the manifest's values: {_reason(exc, factory)}"
+    return IntakeOutcome(path, IntakeStatus.REJECTED, one_line(message))
