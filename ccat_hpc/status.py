@@ -21,6 +21,7 @@ from ccat_hpc.db.models import (
     RawDataPackagePhysicalCopy,
     StagingJob,
 )
+from ccat_hpc.db.states import RawDataFileState
 from ccat_hpc.units import human_bytes
 
 
@@ -71,9 +72,36 @@ def _copy_counts(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+PROBLEM_STATES = (RawDataFileState.CORRUPT, RawDataFileState.MISSING)
+SHOWN_PROBLEMS = 10
+PROBLEM_COMMAND = "ccat-hpc files list --state corrupt --state missing"
+
+
+def _problem_files(session: Session, limit: int = SHOWN_PROBLEMS) -> list[dict[str, Any]]:
+    """The newest corrupt or missing files with where they are and why (from ops-db)."""
+    rows = session.execute(
+        select(
+            RawDataFile.id,
+            DataLocation.name,
+            RawDataFile.relative_path,
+            RawDataFile.state,
+            RawDataFile.failure_reason,
+        )
+        .join(DataLocation, DataLocation.id == RawDataFile.source_location_id)
+        .where(RawDataFile.state.in_(PROBLEM_STATES))
+        .order_by(RawDataFile.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {"id": i, "location": loc, "path": path, "state": str(state), "reason": reason}
+        for i, loc, path, state, reason in rows
+    ]
+
+
 def collect_status(session: Session) -> dict[str, Any]:
     """A JSON-ready snapshot of ops-db."""
     return {
+        "problem_files": _problem_files(session),
         "executed_obs_units": _counts(session, ExecutedObsUnit.status),
         "raw_data_files": _file_counts(session),
         "raw_data_packages": _counts(session, RawDataPackage.state),
@@ -89,6 +117,21 @@ def _section(title: str, counts: dict[str, int]) -> list[str]:
     total = sum(counts.values())
     detail = ", ".join(f"{state} {n}" for state, n in counts.items())
     return [f"{title:<28} {total:>8}" + (f"   ({detail})" if detail else "")]
+
+
+def _problem_lines(status: dict[str, Any]) -> list[str]:
+    files = status["raw_data_files"]
+    counts = {s.value: files.get(s.value, {}).get("count", 0) for s in PROBLEM_STATES}
+    total = sum(counts.values())
+    if not total:
+        return []
+    detail = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    lines = ["", f"files needing attention: {detail} (all: `{PROBLEM_COMMAND}`)"]
+    for row in status["problem_files"]:
+        lines.append(f"  {row['state']:<8} file {row['id']}: {row['reason']}")
+    if total > len(status["problem_files"]):
+        lines.append(f"  … and {total - len(status['problem_files'])} more")
+    return lines
 
 
 def render_status(status: dict[str, Any]) -> str:
@@ -110,6 +153,7 @@ def render_status(status: dict[str, Any]) -> str:
         ("staging_jobs", "staging jobs"),
     ):
         lines += _section(title, status[key])
+    lines += _problem_lines(status)
     lines.append("")
     lines.append("physical copies by location:")
     if not status["physical_copies"]:

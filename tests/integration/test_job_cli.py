@@ -1,0 +1,169 @@
+"""Jobs and checksums through the CLI, as an operator drives them (local executor)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc.db.models import JobBatch
+from ccat_hpc.db.states import JobBatchState
+from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from tests.integration.test_executors import FOREVER
+
+WAIT = 180
+Ccat = Callable[..., subprocess.CompletedProcess[str]]
+SPEC = SyntheticObservation("PrimeCam", "280GHz", "ECDFS-deep-001", "chile-source-primecam", 4, 500)
+
+
+@pytest.fixture
+def ccat(db_url: str, tmp_path: Path) -> Ccat:
+    env = dict(
+        os.environ,
+        CCAT_HPC_DB=db_url,
+        CCAT_HPC_EXECUTOR="local",
+        CCAT_HPC_LOCAL_JOBS=str(tmp_path / "local-jobs"),
+        CCAT_HPC_JOBS_DIR=str(tmp_path / "jobs"),
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ccat_hpc", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=WAIT,
+            cwd=tmp_path,
+        )
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("job", "submit", "nosuchkind"), "Invalid value for 'KIND'"),
+        (("job", "submit", "checksum"), "Invalid value for 'KIND'"),
+        (("job", "submit", "noop", "--throttle", "-1"), "--throttle"),
+        (("job", "submit", "noop", "--throttle", "0"), "--throttle"),
+        (("job", "submit", "noop", "--param", "novalue"), "expected KEY=JSON"),
+        (("job", "submit", "noop", "--param", "seconds=[1,"), "is not JSON"),
+        (("job", "submit", "noop", "--param", "bogus=1"), "unknown parameter 'bogus'"),
+        (("job", "submit", "sleep", "--param", "seconds=-5"), "parameter seconds"),
+        (("job", "submit", "noop", "--param", 'fail_tasks="1"'), "parameter fail_tasks"),
+        (("job", "run", "../evil", "--batch", "1", "--task", "0"), "unknown job kind"),
+    ],
+)
+def test_bad_job_options_are_refused_before_anything_runs(
+    ccat: Ccat, loaded_factory: sessionmaker[Session], args: tuple[str, ...], message: str
+) -> None:
+    result = ccat(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "internal error" not in result.stderr
+    with loaded_factory() as session:
+        assert session.scalars(select(JobBatch)).first() is None
+
+
+def test_submit_prints_json_or_the_id_and_list_shows_batches(
+    ccat: Ccat, loaded_factory: sessionmaker[Session]
+) -> None:
+    as_json = ccat("job", "submit", "noop", "--tasks", "2", "--json", "--wait")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {"batch": 1, "tasks": 2, "executor": "local"}
+    parsable = ccat("job", "submit", "noop", "--parsable", "--param", "fail_tasks=[0]", "--wait")
+    assert parsable.returncode == 1 and parsable.stdout == "2\n"
+    listing = json.loads(ccat("job", "list", "--json").stdout)
+    assert [(b["batch"], b["state"], b["tasks"]) for b in listing] == [
+        (2, "done", {"failed": 1}),
+        (1, "done", {"succeeded": 2}),
+    ]
+    text = ccat("job", "list", "--state", "done").stdout.splitlines()
+    assert len(text) == 2 and "1 failed" in text[0] and "2 succeeded" in text[1]
+
+
+def test_status_shows_log_files_with_timestamped_lines_and_a_running_batch(
+    ccat: Ccat, loaded_factory: sessionmaker[Session]
+) -> None:
+    assert ccat("job", "submit", "sleep", "--param", f"seconds={FOREVER}").returncode == 0
+    deadline = time.monotonic() + 60
+    while "running" not in ccat("job", "status", "1").stdout:
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.3)
+    with loaded_factory() as session:
+        assert session.scalars(select(JobBatch.state)).one() == JobBatchState.RUNNING
+    assert ccat("job", "cancel", "1").returncode == 0
+    waited = ccat("job", "wait", "1")
+    assert waited.returncode == 1 and "batch 1: done (1 cancelled)" in waited.stdout
+    shown = json.loads(ccat("job", "status", "1", "--json").stdout)
+    log = Path(shown["tasks"][0]["log"])
+    started = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ task 0 of batch 1 \(sleep\): started on "
+    stopped = r"Z task 0 of batch 1 \(sleep\): stopped by signal 15"
+    text = log.read_text()
+    assert re.search(started, text, re.MULTILINE) and re.search(stopped, text), text
+    assert f"log {log}" in ccat("job", "status", "1").stdout
+
+
+def test_corrupt_files_are_named_by_status_and_checked_again_after_a_repair(
+    ccat: Ccat, loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    manifest = write_observation(SPEC, data_root / SPEC.location)
+    assert ccat("file", str(drop_manifest(manifest, tmp_path / "inbox"))).returncode == 0
+    damaged = data_root / SPEC.location / manifest["files"][1]["path"]
+    original = damaged.read_bytes()
+    damaged.write_bytes(b"\0" * len(original))
+    checked = ccat("checksum", "--wait")
+    assert checked.returncode == 1
+    assert f"corrupt: {manifest['files'][1]['path']}: xxh3-128 on disk is" in checked.stderr
+    assert ccat("checksum").stdout.startswith("nothing to checksum")
+
+    text = ccat("status").stdout
+    assert "files needing attention: 1 corrupt" in text
+    assert "ccat-hpc files list --state corrupt --state missing" in text
+    problems = json.loads(ccat("status", "--json").stdout)["problem_files"]
+    assert [(p["state"], p["path"]) for p in problems] == [
+        ("corrupt", manifest["files"][1]["path"])
+    ]
+    assert "the manifest says" in problems[0]["reason"]
+
+    damaged.write_bytes(original)
+    again = ccat("checksum", "--recheck-state", "corrupt", "--wait", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.splitlines()[0])["files"] == 1
+    assert "files needing attention" not in ccat("status").stdout
+    shown = json.loads(ccat("files", "show", str(problems[0]["id"]), "--json").stdout)
+    assert [c["outcome"] for c in shown["checks"]] == ["corrupt", "checksummed"]
+    assert shown["state"] == "checksummed" and shown["copies"][0]["state"] == "verified"
+    assert "checksum checks" in ccat("files", "show", str(problems[0]["id"])).stdout
+    missing = ccat("checksum", "--recheck-file", "999")
+    assert missing.returncode == 4 and "no raw data file with id 999" in missing.stderr
+
+
+def test_job_commands_submit_follow_and_cancel(
+    ccat: Ccat, loaded_factory: sessionmaker[Session]
+) -> None:
+    done = ccat("job", "submit", "noop", "--tasks", "2", "--param", "fail_tasks=[1]", "--wait")
+    assert done.returncode == 1
+    assert "batch 1: done (1 failed, 1 succeeded)" in done.stdout
+    assert "task 1: failed: task 1 was asked to fail" in done.stderr
+    shown = ccat("job", "status", "1", "--json")
+    assert [t["state"] for t in json.loads(shown.stdout)["tasks"]] == ["succeeded", "failed"]
+    assert ccat("job", "submit", "sleep", "--param", f"seconds={FOREVER}").returncode == 0
+    deadline = time.monotonic() + 60
+    while "running" not in ccat("job", "status", "2").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert ccat("job", "cancel", "2").returncode == 0
+    waited = ccat("job", "wait", "2")
+    assert waited.returncode == 1 and "batch 2: done (1 cancelled)" in waited.stdout
+    missing = ccat("job", "status", "99")
+    assert missing.returncode == 4 and "no job batch 99" in missing.stderr
+    assert ccat("job", "submit", "noop", "--tasks", "0").returncode == 2
