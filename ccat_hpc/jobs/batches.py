@@ -9,6 +9,7 @@ task that recorded its outcome and then exited is never misjudged.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +26,7 @@ from ccat_hpc.db.models import JobBatch, JobTask
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState, JobTaskState
 from ccat_hpc.db.transitions import move_row
-from ccat_hpc.errors import NotFoundError
+from ccat_hpc.errors import CcatHpcError, NotFoundError
 from ccat_hpc.executors.base import (
     RETRYABLE_STATUSES,
     ArrayJob,
@@ -91,27 +92,18 @@ def submit_batch(
     depends_on: Sequence[SubmittedArray] = (),
     throttle: int | None = None,
 ) -> list[SubmittedArray]:
-    """Submit a PENDING batch; record its job ids, or SUBMIT_FAILED with the reason."""
-    with transaction(factory) as session:
-        batch = _batch(session, batch_id)
-        job = ArrayJob(
-            kind=batch.kind,
-            batch_id=batch.id,
-            task_count=batch.task_count,
-            working_dir=Path(batch.working_dir),
-            profile=SlurmProfile.model_validate(batch.profile),
-            throttle=throttle,
-            depends_on=tuple(depends_on),
-            environment=dict(environment),
-        )
+    """Submit a PENDING batch; record its job ids, or SUBMIT_FAILED with the reason.
+
+    Whatever stops the submission (the executor refusing, a folder it cannot write, a
+    value it does not take), the batch is marked SUBMIT_FAILED and its claimed items
+    are given back before the error goes on to the caller.
+    """
     try:
-        arrays = executor.submit(job)
-    except ExecutorError as exc:
         with transaction(factory) as session:
-            batch = _batch(session, batch_id)
-            move_row(session, batch, JobBatchState.SUBMIT_FAILED, failure_reason=str(exc))
-            for task in batch.tasks:
-                release_items(session, batch.kind, task.items)
+            job = _array_job(_batch(session, batch_id), environment, depends_on, throttle)
+        arrays = executor.submit(job)
+    except Exception as exc:
+        _submit_failed(factory, batch_id, exc)
         raise
     with transaction(factory) as session:
         move_row(
@@ -122,6 +114,33 @@ def submit_batch(
             external_ids=[a.to_json() for a in arrays],
         )
     return arrays
+
+
+def _array_job(
+    batch: JobBatch,
+    environment: Mapping[str, str],
+    depends_on: Sequence[SubmittedArray],
+    throttle: int | None,
+) -> ArrayJob:
+    return ArrayJob(
+        kind=batch.kind,
+        batch_id=batch.id,
+        task_count=batch.task_count,
+        working_dir=Path(batch.working_dir),
+        profile=SlurmProfile.model_validate(batch.profile),
+        throttle=throttle,
+        depends_on=tuple(depends_on),
+        environment=dict(environment),
+    )
+
+
+def _submit_failed(factory: sessionmaker[Session], batch_id: int, exc: Exception) -> None:
+    reason = str(exc) if isinstance(exc, CcatHpcError) else f"{type(exc).__name__}: {exc}"
+    with transaction(factory) as session:
+        batch = _batch(session, batch_id)
+        if move_row(session, batch, JobBatchState.SUBMIT_FAILED, failure_reason=reason):
+            for task in batch.tasks:
+                release_items(session, batch.kind, task.items)
 
 
 def create_and_submit(
@@ -339,3 +358,28 @@ def recent_batches(
         )
         for b in batches
     ]
+
+
+def track_unfinished(factory: sessionmaker[Session], kind: str, executor: Executor) -> int:
+    """Track this executor's batches of ``kind`` that have not ended; returns how many.
+
+    A task that died without a word gives back its claimed items only when its batch is
+    tracked; doing this before claiming new work lets a rerun finish what a dead task
+    left. A batch the executor no longer knows is left for `job status` to report.
+    """
+    with transaction(factory) as session:
+        open_ids = list(
+            session.scalars(
+                select(JobBatch.id).where(
+                    JobBatch.kind == kind,
+                    JobBatch.executor == executor.name,
+                    JobBatch.state.in_((JobBatchState.SUBMITTED, JobBatchState.RUNNING)),
+                )
+            )
+        )
+    tracked = 0
+    for batch_id in open_ids:
+        with contextlib.suppress(ExecutorError):
+            track_batch(factory, batch_id, executor)
+            tracked += 1
+    return tracked

@@ -20,7 +20,7 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import RawDataFileState
 from ccat_hpc.errors import NotFoundError
 from ccat_hpc.executors.base import Executor
-from ccat_hpc.jobs.batches import create_batch, submit_batch
+from ccat_hpc.jobs.batches import create_batch, submit_batch, track_unfinished
 from ccat_hpc.pipeline.checksum import (
     DEFAULT_BYTES_PER_TASK,
     RECHECKABLE_STATES,
@@ -48,7 +48,12 @@ def submit_checksum(
     bytes_per_task: int = DEFAULT_BYTES_PER_TASK,
     site_name: str | None = None,
 ) -> ChecksumSubmission | None:
-    """Claim every FILED file and submit one batch for them; None when none is waiting."""
+    """Claim every FILED file and submit one batch for them; None when none is waiting.
+
+    Unfinished checksum batches of this executor are tracked first, so files that a
+    dead task held are given back and claimed again here.
+    """
+    track_unfinished(factory, "checksum", executor)
     with transaction(factory) as session:
         claimed = claim_files(session, files_to_checksum(session))
         if not claimed:

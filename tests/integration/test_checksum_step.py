@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ccat_hpc.db.models import JobTask, PhysicalCopy, RawDataFile, RawDataFileCheck
+from ccat_hpc.db.models import JobBatch, JobTask, PhysicalCopy, RawDataFile, RawDataFileCheck
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import JobTaskState, PhysicalCopyState, RawDataFileState
+from ccat_hpc.db.states import JobBatchState, JobTaskState, PhysicalCopyState, RawDataFileState
 from ccat_hpc.executors.local import LocalExecutor
 from ccat_hpc.jobs.batches import create_batch
 from ccat_hpc.jobs.checksum_batch import RecheckSelection, requeue_selection, submit_checksum
@@ -231,3 +231,21 @@ def test_a_repaired_file_is_checked_again_and_the_history_kept(
         (F.CHECKSUMMED, second_batch),
     ]
     assert copy_states(loaded_factory) == [PhysicalCopyState.VERIFIED] * 5
+
+
+def test_a_refused_submission_gives_the_files_back(
+    loaded_factory: sessionmaker[Session], filed: list[Path], tmp_path: Path
+) -> None:
+    blocked = tmp_path / "jobs"
+    blocked.write_text("a file where the jobs folder should be")
+    executor = LocalExecutor(state_root=tmp_path / "local-jobs")
+    with pytest.raises(OSError):
+        submit_checksum(loaded_factory, executor, {}, blocked, SlurmProfile())
+    assert {state for state, _ in outcomes(loaded_factory).values()} == {F.FILED}
+    with loaded_factory() as session:
+        batch = session.scalars(select(JobBatch)).one()
+    assert batch.state == JobBatchState.SUBMIT_FAILED and "FileExistsError" in (
+        batch.failure_reason or ""
+    )
+    retried = submit_checksum(loaded_factory, executor, {}, tmp_path / "work", SlurmProfile())
+    assert retried is not None and len(retried.file_ids) == 5

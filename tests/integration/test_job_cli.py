@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -167,3 +168,32 @@ def test_job_commands_submit_follow_and_cancel(
     missing = ccat("job", "status", "99")
     assert missing.returncode == 4 and "no job batch 99" in missing.stderr
     assert ccat("job", "submit", "noop", "--tasks", "0").returncode == 2
+
+
+def test_a_rerun_finishes_what_a_killed_checksum_task_left(
+    ccat: Ccat, loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    manifest = write_observation(SPEC, data_root / SPEC.location)
+    big = data_root / SPEC.location / "big.g3"
+    with big.open("wb") as handle:  # sparse: costs no disk, but takes seconds to hash
+        handle.truncate(48 * 1024**3)
+    manifest["files"].insert(0, {"path": "big.g3", "size": big.stat().st_size})
+    assert ccat("file", str(drop_manifest(manifest, tmp_path / "inbox"))).returncode == 0
+    assert ccat("checksum").returncode == 0
+    task_file = tmp_path / "local-jobs"
+    deadline = time.monotonic() + 60
+    while not list(task_file.glob("*/task-0.json")) or "pid" not in _task_record(task_file):
+        assert time.monotonic() < deadline, "the checksum task never started"
+        time.sleep(0.1)
+    os.kill(int(_task_record(task_file)["pid"]), signal.SIGKILL)  # the node dies mid-file
+    rerun = ccat("checksum", "--wait", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout.splitlines()[0])["files"] == 1  # the big file, its own task
+    listing = json.loads(ccat("files", "list", "--json").stdout)["items"]
+    assert {f["state"] for f in listing} == {"checksummed"} and len(listing) == 5
+    first = json.loads(ccat("job", "status", "1", "--json").stdout)["tasks"][0]
+    assert first["state"] == "failed" and "ended without recording an outcome" in first["reason"]
+
+
+def _task_record(state_root: Path) -> dict[str, object]:
+    return dict(json.loads(next(state_root.glob("*/task-0.json")).read_text()))
