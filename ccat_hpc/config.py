@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from ccat_hpc.errors import ConfigError
 from ccat_hpc.redact import redact_url, split_scheme, userinfo_end
+from ccat_hpc.text import CONTROL_CHARACTERS
 
 __all__ = [
     "DB_ENV_VAR",
@@ -91,9 +92,25 @@ class DbUrl:
 
 def _decode(text: str, what: str) -> str:
     try:
-        return unquote(text, errors="strict")
+        decoded = unquote(text, errors="strict")
     except UnicodeDecodeError:
         raise ConfigError(f"the {what} in the ops-db URL is not valid %-encoded UTF-8") from None
+    if "\x00" in decoded:
+        raise ConfigError(f"the {what} in the ops-db URL holds a NUL character")
+    return decoded
+
+
+def _connection_part(text: str, what: str) -> str:
+    """A %-decoded part of a PostgreSQL URL (no control characters)."""
+    return _no_control(_decode(text, what), what)
+
+
+def _no_control(text: str, what: str) -> str:
+    """NUL and other control characters: a driver may cut the connection string there
+    (and connect somewhere else), so they are refused (the text itself is not shown)."""
+    if CONTROL_CHARACTERS.search(text):
+        raise ConfigError(f"the {what} in the ops-db URL holds a NUL or control character")
+    return text
 
 
 def _absolute(path: Path, cwd: Path | None) -> str:
@@ -107,6 +124,8 @@ def _bare_path(text: str, cwd: Path | None) -> DbUrl:
             "the ops-db setting looks like a URL without its scheme: write "
             f"{ACCEPTED}; for a SQLite file whose name has a ':', start the path with ./"
         )
+    if "\x00" in text:
+        raise ConfigError("the ops-db path holds a NUL character")
     expanded = os.path.expanduser(text) if text.startswith("~") else text
     return DbUrl("sqlite", database=_absolute(Path(expanded), cwd))
 
@@ -138,8 +157,8 @@ def _user_password(userinfo: str | None) -> tuple[str | None, str | None]:
     if userinfo is None:
         return None, None
     user, colon, password = userinfo.partition(":")
-    username = _decode(user, "user name") or None
-    return username, (_decode(password, "password") if colon else None)
+    username = _connection_part(user, "user name") or None
+    return username, (_connection_part(password, "password") if colon else None)
 
 
 def _host_port(hostport: str) -> tuple[str | None, int | None]:
@@ -150,7 +169,7 @@ def _host_port(hostport: str) -> tuple[str | None, int | None]:
         port_text = rest[1:] if rest else None
     else:
         encoded, colon, after = hostport.partition(":")
-        host, port_text = _decode(encoded, "host"), (after if colon else None)
+        host, port_text = _connection_part(encoded, "host"), (after if colon else None)
     return host or None, _port(port_text)
 
 
@@ -164,9 +183,10 @@ def _port(text: str | None) -> int | None:
 
 def _query(text: str) -> tuple[tuple[str, str], ...]:
     try:
-        return tuple(parse_qsl(text, keep_blank_values=True, errors="strict"))
+        pairs = tuple(parse_qsl(text, keep_blank_values=True, errors="strict"))
     except UnicodeDecodeError:
         raise ConfigError("the query of the ops-db URL is not valid %-encoded UTF-8") from None
+    return tuple((_no_control(key, "query"), _no_control(value, "query")) for key, value in pairs)
 
 
 def _postgres_url(body: str) -> DbUrl:
@@ -175,7 +195,7 @@ def _postgres_url(body: str) -> DbUrl:
     location, _, query = rest.partition("?")
     hostport, slash, database = location.partition("/")
     host, port = _host_port(hostport)
-    name = _decode(database, "database name") if slash and database else None
+    name = _connection_part(database, "database name") if slash and database else None
     return DbUrl("postgresql", name, username, password, host, port, _query(query))
 
 

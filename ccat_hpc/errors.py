@@ -19,10 +19,16 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (7, "package error"),
     (8, "batch system error"),
     (70, "internal error (a bug: please report it with the --verbose output)"),
-    (130, "interrupted"),
+    (130, "interrupted (Ctrl-C)"),
+    (143, "terminated (SIGTERM: a time limit or a cancel); what was done is recorded"),
 )
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
+TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind (finally blocks, rollbacks, giving claims back) and exit 143."""
 
 
 class CcatHpcError(Exception):
@@ -67,3 +73,7 @@ class DatabaseUnavailable(CcatHpcError):
     """ops-db cannot be used: unreachable, locked, missing, or not at this ccat-hpc's schema."""
 
     exit_code = 6
+
+
+class MigrationRefused(DatabaseUnavailable):
+    """ops-db holds data a schema migration cannot take as it is (the message says what)."""

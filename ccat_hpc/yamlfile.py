@@ -24,6 +24,8 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -73,6 +75,8 @@ def load_model(path: Path, model: type[ModelT], env: Mapping[str, str] | None = 
         expanded = expand_tree(raw, os.environ if env is None else env)
     except SubstitutionError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:  # a recursive alias (`a: &a [*a]`) or absurd nesting
+        raise ConfigError(f"{path}: nested too deeply (or a recursive alias)") from None
     try:
         return model.model_validate(expanded)
     except ValidationError as exc:

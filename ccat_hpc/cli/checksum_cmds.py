@@ -24,7 +24,9 @@ from ccat_hpc.cli.job_support import (
     task_environment,
     wait_and_report,
 )
+from ccat_hpc.cli.params import ROW_ID
 from ccat_hpc.db.states import RawDataFileState
+from ccat_hpc.text import one_line
 
 if TYPE_CHECKING:
     from ccat_hpc.jobs.checksum_batch import RecheckSelection
@@ -57,7 +59,7 @@ SHOWN_PROBLEMS = 20
     "--recheck-file",
     "recheck_files",
     multiple=True,
-    type=click.IntRange(min=1),
+    type=ROW_ID,
     help="Check this file again (its id, see `ccat-hpc files list`; repeatable).",
 )
 @click.option(
@@ -151,14 +153,14 @@ def _report_files(app: AppContext, file_ids: list[int], quiet: bool) -> int:
 
     with transaction(app.sessions()) as session:
         rows = session.execute(
-            select(RawDataFile.relative_path, RawDataFile.state, RawDataFile.failure_reason).where(
+            select(RawDataFile.state, RawDataFile.failure_reason).where(
                 RawDataFile.id.in_(file_ids)
             )
         ).all()
-    counts = Counter(state.value for _, state, _ in rows)
+    counts = Counter(state.value for state, _ in rows)
     if not quiet:
         click.echo("files: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    bad = [(path, state, reason) for path, state, reason in rows if state in PROBLEM_STATES]
-    for path, state, reason in bad[:SHOWN_PROBLEMS]:
-        click.echo(f"  {state.value}: {path}: {reason}", err=True)
+    bad = [(state, reason) for state, reason in rows if state in PROBLEM_STATES]
+    for state, reason in bad[:SHOWN_PROBLEMS]:  # every reason starts with the file's path
+        click.echo(f"  {state.value}: {one_line(reason or '')}", err=True)
     return len(bad)

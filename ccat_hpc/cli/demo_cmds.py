@@ -33,8 +33,8 @@ def _step(text: str) -> None:
 
 def _checksum(app: AppContext, workdir: Path) -> None:
     from ccat_hpc.executors.local import LocalExecutor
-    from ccat_hpc.jobs.batches import wait_for_batch
     from ccat_hpc.jobs.checksum_batch import submit_checksum
+    from ccat_hpc.jobs.tracking import wait_for_batch
     from ccat_hpc.sites.schema import SlurmProfile
 
     factory = app.sessions()
@@ -53,7 +53,9 @@ def _checksum(app: AppContext, workdir: Path) -> None:
 
 
 def _demo_environment(workdir: Path) -> dict[str, str]:
-    """Where the demo keeps everything (unless already set); returned for the next steps."""
+    """Where the demo keeps everything: below its folder, whatever the environment says
+    (a shell with exports for another ops-db never leaks into a demo); returned for the
+    next steps."""
     defaults = {
         "CCAT_DATA_ROOT": str(workdir / "data"),
         "CCAT_ARCHIVE_STORAGE": "disk",
@@ -61,7 +63,7 @@ def _demo_environment(workdir: Path) -> dict[str, str]:
         JOBS_DIR_ENV: str(workdir / "jobs"),
     }
     for name, value in defaults.items():
-        os.environ.setdefault(name, value)
+        os.environ[name] = value
     return {name: os.environ[name] for name in defaults}
 
 
@@ -100,11 +102,16 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
 @click.option("--file-size", default=1_000_000, show_default=True, help="Bytes per file.")
 @pass_app
 def demo(app: AppContext, workdir: Path, file_count: int, file_size: int) -> None:
-    """Set up ops-db, load sites and catalog, observe, file, checksum, show status."""
+    """Set up ops-db, load sites and catalog, observe, file, checksum, show status.
+
+    Everything stays below WORKDIR: its own SQLite ops-db (unless --db is given
+    explicitly), data, manifests and job files; $CCAT_HPC_DB and $CCAT_DATA_ROOT of the
+    shell are not used.
+    """
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     environment = _demo_environment(workdir)
-    if app.db_option is None and DB_ENV_VAR not in os.environ:
+    if app.db_option is None:  # only an explicit --db moves it; $CCAT_HPC_DB does not
         app.db_option = str(workdir / "ccat-hpc.sqlite")
     _step(f"ops-db at {redact_url(app.db_url)}: migrating to the newest schema")
     migrate.upgrade(app.engine(create=True))

@@ -17,7 +17,7 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable, NotFoundError
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_path
-from ccat_hpc.pipeline.watcher import PassResult, check_inbox, watch_once
+from ccat_hpc.pipeline.watcher import PassResult, check_inbox, shown_name, watch_once
 from ccat_hpc.pipeline.watcher import watch as watch_folder
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 
@@ -27,7 +27,7 @@ class ManifestsRejected(CcatHpcError):
 
 
 def _outcome_line(outcome: IntakeOutcome) -> str:
-    return f"{outcome.status.value} {outcome.path.name}: {outcome.message}"
+    return f"{outcome.status.value} {shown_name(outcome.path.name)}: {outcome.message}"
 
 
 def _echo_outcome(outcome: IntakeOutcome) -> None:

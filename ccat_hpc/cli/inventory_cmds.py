@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from ccat_hpc.cli.context import AppContext, pass_app
+from ccat_hpc.cli.params import ROW_ID
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import ObservationStatus, RawDataFileState
 from ccat_hpc.inventory.common import DEFAULT_LIMIT, MAX_LIMIT, Page, parse_time
@@ -172,7 +173,7 @@ def files() -> None:
     metavar="GLOB",
     help="Path below the location root matches GLOB (* and ? wildcards; case counts).",
 )
-@paging_options(int, "FILE_ID")
+@paging_options(ROW_ID, "FILE_ID")
 @json_option
 @pass_app
 def list_files_command(
@@ -195,7 +196,7 @@ def list_files_command(
 
 
 @files.command("show")
-@click.argument("file_id", type=int)
+@click.argument("file_id", type=ROW_ID)
 @json_option
 @pass_app
 def show_file_command(app: AppContext, file_id: int, as_json: bool) -> None:

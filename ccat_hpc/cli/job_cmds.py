@@ -24,9 +24,13 @@ from ccat_hpc.cli.job_support import (
     task_environment,
     wait_and_report,
 )
+from ccat_hpc.cli.params import ROW_ID
 from ccat_hpc.db.states import JobBatchState
 from ccat_hpc.errors import NotFoundError
 from ccat_hpc.jobs.kinds import job_kind, job_kinds
+from ccat_hpc.text import one_line
+
+UNFINISHED = (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
 
 
 @click.group()
@@ -36,9 +40,12 @@ def job() -> None:
 
 @job.command("run")
 @click.argument("kind")
-@click.option("--batch", "batch_id", type=click.IntRange(min=1), required=True)
+@click.option("--batch", "batch_id", type=ROW_ID, required=True)
 @click.option(
-    "--task", "task_index", type=click.IntRange(min=0), help="Task index (default: from Slurm)."
+    "--task",
+    "task_index",
+    type=click.IntRange(min=0, max=2**31),
+    help="Task index (default: from Slurm).",
 )
 @pass_app
 def run(app: AppContext, kind: str, batch_id: int, task_index: int | None) -> None:
@@ -129,16 +136,20 @@ def submit(
 
 
 def _task_rows(app: AppContext, batch_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from ccat_hpc.db.models import JobBatch
     from ccat_hpc.db.session import transaction
     from ccat_hpc.executors.base import task_log_path
-    from ccat_hpc.jobs.batches import arrays_of, tasks_of
+    from ccat_hpc.jobs.batches import arrays_of, get_batch, tasks_of
 
     with transaction(app.sessions()) as session:
-        batch = session.get(JobBatch, batch_id)
-        assert batch is not None  # tracked just before
+        batch = get_batch(session, batch_id)
         arrays = arrays_of(batch)
-        head = {"batch": batch_id, "kind": batch.kind, "executor": batch.executor}
+        head = {
+            "batch": batch_id,
+            "kind": batch.kind,
+            "executor": batch.executor,
+            "state": batch.state.value,
+            "reason": batch.failure_reason,
+        }
         rows = [
             {
                 "task": t.task_index,
@@ -149,7 +160,7 @@ def _task_rows(app: AppContext, batch_id: int) -> tuple[dict[str, Any], list[dic
                 "exit_code": t.exit_code,
                 "executor_state": t.executor_state,
                 "reason": t.reason,
-                "log": _text(
+                "log": _existing(
                     task_log_path(batch.working_dir, batch.kind, batch.id, arrays, t.task_index)
                 ),
             }
@@ -158,27 +169,42 @@ def _task_rows(app: AppContext, batch_id: int) -> tuple[dict[str, Any], list[dic
     return head, rows
 
 
-def _text(path: Path | None) -> str | None:
-    return None if path is None else str(path)
+def _existing(path: Path | None) -> str | None:
+    """The log file, when it exists (a task that never started has none)."""
+    return str(path) if path is not None and path.is_file() else None
+
+
+def _track(app: AppContext, batch_id: int) -> str | None:
+    """Track the batch once; the executor's error as a line when it cannot answer."""
+    from ccat_hpc.executors.process import ExecutorError
+    from ccat_hpc.jobs.tracking import track_batch
+
+    try:
+        track_batch(app.sessions(), batch_id, make_named_executor(executor_of(app, batch_id)))
+    except ExecutorError as exc:
+        closing = f"`ccat-hpc job cancel {batch_id} --force` closes it"
+        return f"could not ask the executor ({exc}); {closing}"
+    return None
 
 
 @job.command("status")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def status(app: AppContext, batch_id: int, as_json: bool) -> None:
     """Track BATCH once and show its tasks, their hosts, outcomes and log files."""
-    from ccat_hpc.jobs.batches import track_batch
-
-    summary = track_batch(app.sessions(), batch_id, make_named_executor(executor_of(app, batch_id)))
+    problem = _track(app, batch_id)
     head, rows = _task_rows(app, batch_id)
     if as_json:
-        click.echo(json.dumps({**head, "state": summary.state.value, "tasks": rows}))
+        click.echo(json.dumps({**head, "tracking_problem": problem, "tasks": rows}))
         return
-    click.echo(f"batch {batch_id} ({head['kind']}, {head['executor']}): {summary.state.value}")
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
+    reason = f": {one_line(head['reason'])}" if head["reason"] else ""
+    click.echo(f"batch {batch_id} ({head['kind']}, {head['executor']}): {head['state']}{reason}")
     for row in rows:
-        reason = f"  {row['reason']}" if row["reason"] else ""
-        click.echo(f"  task {row['task']:>4}  {row['state']:<9} {row['external_id'] or ''}{reason}")
+        why = f"  {one_line(row['reason'])}" if row["reason"] else ""
+        click.echo(f"  task {row['task']:>4}  {row['state']:<9} {row['external_id'] or ''}{why}")
         if row["log"]:
             click.echo(f"             log {row['log']}")
 
@@ -195,12 +221,19 @@ def status(app: AppContext, batch_id: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def list_batches(app: AppContext, limit: int, states: tuple[str, ...], as_json: bool) -> None:
-    """The newest batches, with their tasks counted by state."""
+    """The newest batches with their tasks counted by state (unfinished ones tracked first)."""
     from ccat_hpc.db.session import transaction
-    from ccat_hpc.jobs.batches import recent_batches
+    from ccat_hpc.jobs.tracking import recent_batches
 
+    wanted = [JobBatchState(s) for s in states]
     with transaction(app.sessions()) as session:
-        listing = recent_batches(session, limit, [JobBatchState(s) for s in states])
+        listing = recent_batches(session, limit, wanted)
+    if any(entry.state in UNFINISHED for entry in listing):
+        for entry in listing:
+            if entry.state in UNFINISHED:
+                _track(app, entry.batch_id)
+        with transaction(app.sessions()) as session:
+            listing = recent_batches(session, limit, wanted)
     if as_json:
         click.echo(json.dumps([entry.to_json() for entry in listing]))
         return
@@ -209,14 +242,15 @@ def list_batches(app: AppContext, limit: int, states: tuple[str, ...], as_json: 
     for entry in listing:
         counts = ", ".join(f"{n} {s.value}" for s, n in sorted(entry.tasks.items()))
         created = entry.created_at.strftime("%Y-%m-%d %H:%M")
+        reason = f"  ({one_line(entry.reason)})" if entry.reason else ""
         click.echo(
             f"{entry.batch_id:>6}  {entry.kind:<10} {entry.executor:<6} {entry.state.value:<13} "
-            f"{created}  {entry.task_count:>5} task(s): {counts}"
+            f"{created}  {entry.task_count:>5} task(s): {counts}{reason}"
         )
 
 
 @job.command("wait")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ROW_ID)
 @pass_app
 def wait_command(app: AppContext, batch_id: int) -> None:
     """Wait until BATCH is done; exit 1 if any task did not succeed."""
@@ -225,14 +259,21 @@ def wait_command(app: AppContext, batch_id: int) -> None:
 
 
 @job.command("cancel")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ROW_ID)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also when the executor no longer knows the batch: record its open tasks cancelled "
+    "and give their work back.",
+)
 @pass_app
-def cancel(app: AppContext, batch_id: int) -> None:
+def cancel(app: AppContext, batch_id: int, force: bool) -> None:
     """Cancel every task of BATCH that has not ended."""
     from ccat_hpc.jobs.batches import cancel_batch
 
-    cancel_batch(app.sessions(), batch_id, make_named_executor(executor_of(app, batch_id)))
-    click.echo(f"batch {batch_id}: cancel requested")
+    executor = make_named_executor(executor_of(app, batch_id))
+    state = cancel_batch(app.sessions(), batch_id, executor, force=force)
+    click.echo(f"batch {batch_id}: {state.value}")
 
 
 def executor_of(app: AppContext, batch_id: int) -> str:

@@ -109,7 +109,7 @@ def _site_profiles(session: Any, site: str | None) -> dict[str, Any]:
 
 def wait_and_report(app: AppContext, batch_id: int, executor_name: str, quiet: bool) -> bool:
     """Wait for the batch; print its outcome; return whether every task succeeded."""
-    from ccat_hpc.jobs.batches import wait_for_batch
+    from ccat_hpc.jobs.tracking import wait_for_batch
 
     summary = wait_for_batch(app.sessions(), batch_id, make_named_executor(executor_name))
     if not quiet:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 import click
@@ -25,8 +28,10 @@ from ccat_hpc.errors import (
     EXIT_CODES,
     INTERNAL_ERROR,
     INTERRUPTED,
+    TERMINATED,
     CcatHpcError,
     DatabaseUnavailable,
+    Terminated,
 )
 from ccat_hpc.redact import redact_url, scrub
 
@@ -239,16 +244,28 @@ def _run(args: list[str], app: AppContext) -> Any:
     return cli.main(args=args, prog_name="ccat-hpc", standalone_mode=False, obj=app)
 
 
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     app = AppContext(db_option=None)
-    try:
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None  # commands may
+    try:  # install their own
         code = _run(args, app)
     except click.exceptions.Abort:
         Reporter(args, app).say("aborted")
         code = INTERRUPTED
+    except Terminated:
+        Reporter(args, app).say("terminated (SIGTERM)")
+        code = TERMINATED
     except click.ClickException as exc:
         code = Reporter(args, app).click_error(exc)
     except Exception as exc:  # the CLI boundary: domain errors, ops-db errors, bugs
         code = Reporter(args, app).error(exc)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)

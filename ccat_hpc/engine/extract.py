@@ -5,17 +5,20 @@ target folder may hold anything, such as a symbolic link planted where a member'
 folder or its partial file will be. So an extract walks down from the target folder
 one component at a time with folder descriptors opened ``O_NOFOLLOW`` (a link is
 refused, never followed), creates every partial file ``O_CREAT | O_EXCL | O_NOFOLLOW``
-inside its folder's descriptor, verifies and fsyncs it, and only when every requested
-member is written renames them all into place. Any failure removes the partial files,
-the members already renamed, and the folders the extract created.
+inside its folder's descriptor under a name of its own (``.NAME.<random>.ccat-partial``,
+never the name of a member or of anything already there, so no file of the user's is
+ever replaced or removed as "a partial"), verifies and fsyncs it, and only when every
+requested member is written renames them all into place. Any failure removes the
+partial files, the members already renamed, and the folders the extract created. (A
+killed extract can leave its hidden partial files behind; nothing reads them.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
+import secrets
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,11 +64,13 @@ def extract_members(source: RangeSource, requests: Sequence[str], folder: Path) 
     ``folder`` is created if missing. Either every member is in place afterwards, or
     nothing the extract wrote or created is left.
     """
-    entries = select_members(read_index(source), requests)
+    index = read_index(source)
+    entries = select_members(index, requests)
+    members = frozenset(entry.name for entry in index.members)
     try:
         with Extraction(folder) as extraction:
             for entry in entries:
-                extraction.write(source, entry)
+                extraction.write(source, entry, members)
             extraction.publish()
     except OSError as exc:
         what = f" ({exc.filename})" if exc.filename else ""
@@ -79,12 +84,18 @@ class _Partial:
     final: str  # the member's file name in its folder
     member: str
     fd: int
+    name: str  # the partial file's name in the same folder
     replaces: bool = False  # whether a file of the final name existed
     renamed: bool = False
 
-    @property
-    def name(self) -> str:
-        return f".{self.final}.partial"
+
+PARTIAL_SUFFIX = ".ccat-partial"
+PARTIAL_ATTEMPTS = 8
+
+
+def partial_name(base: str) -> str:
+    """A fresh hidden name beside ``base`` (random: a name nobody else uses)."""
+    return f".{base[:200]}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
 
 
 class Extraction:
@@ -157,29 +168,26 @@ class Extraction:
                 "refusing to extract through it"
             ) from None
 
-    def write(self, source: RangeSource, entry: IndexEntry) -> None:
-        """Write one member to its partial file, verified and fsynced."""
+    def write(self, source: RangeSource, entry: IndexEntry, members: frozenset[str]) -> None:
+        """Write one member to a partial file of its own, verified and fsynced."""
         folder, _, base = entry.name.rpartition("/")
         folder_fd = self.folder_fd(folder)
-        fd = self._create_partial(folder_fd, f".{base}.partial", self.path / entry.name)
-        self._partials.append(_Partial(folder_fd, base, entry.name, fd))
+        fd, name = self._create_partial(folder_fd, folder, base, members)
+        self._partials.append(_Partial(folder_fd, base, entry.name, fd, name))
         copy_member(source, entry, fd)
         os.fsync(fd)
 
-    def _create_partial(self, folder_fd: int, name: str, target: Path) -> int:
-        for _attempt in range(2):
-            try:
-                fd = os.open(name, _PARTIAL_FLAGS, 0o644, dir_fd=folder_fd)
-            except FileExistsError:
-                remove_stale_partial(folder_fd, name, target)
+    def _create_partial(
+        self, folder_fd: int, folder: str, base: str, members: frozenset[str]
+    ) -> tuple[int, str]:
+        """A new partial file (exclusive, never through a link), named like no member."""
+        for _attempt in range(PARTIAL_ATTEMPTS):
+            name = partial_name(base)
+            if (f"{folder}/{name}" if folder else name) in members:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                break
-            return fd
-        raise EngineError(f"{target}: another extract of it is running")
+            with contextlib.suppress(FileExistsError):
+                return os.open(name, _PARTIAL_FLAGS, 0o644, dir_fd=folder_fd), name
+        raise EngineError(f"{self.path / folder / base}: no free name for its partial file")
 
     def publish(self) -> None:
         """Rename every partial file into place (after checking no folder is in the way)."""
@@ -220,29 +228,6 @@ class Extraction:
         for fd in [p.fd for p in self._partials] + list(self._folders.values()):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def remove_stale_partial(folder_fd: int, name: str, target: Path) -> None:
-    """Remove a partial file a killed extract left; refuse anything else of that name."""
-    try:
-        info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(info.st_mode):
-        raise EngineError(
-            f"{target}: the name of its partial file is taken by a symbolic link or another "
-            "non-file: refusing to write through it"
-        )
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder_fd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        held = os.fstat(fd)
-        if (held.st_dev, held.st_ino) == (info.st_dev, info.st_ino):
-            os.unlink(name, dir_fd=folder_fd)
-    except BlockingIOError:
-        raise EngineError(f"{target}: another extract of it is running") from None
-    finally:
-        os.close(fd)
 
 
 def copy_member(

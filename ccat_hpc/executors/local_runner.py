@@ -116,9 +116,16 @@ class Runner:
         self.folder = folder
         self.spec = json.loads((folder / "spec.json").read_text())
         check_kind(self.spec["kind"])
+        self._forget_secrets()
         self.start = start
         self.running: dict[int, Running] = {}
         self.stopping = False
+
+    def _forget_secrets(self) -> None:
+        """Keep the tasks' environment (it may hold the ops-db password) in memory only:
+        the spec left on disk for later readers has none."""
+        on_disk = {key: value for key, value in self.spec.items() if key != "environment"}
+        write_json(self.folder / "spec.json", on_disk)
 
     def run(self) -> None:
         self.note(self._summary())

@@ -10,6 +10,8 @@ from typing import Generic, TypeVar
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import InstrumentedAttribute
 
+from ccat_hpc.timerange import plausible_utc
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
@@ -55,9 +57,17 @@ def parse_time(text: str, end_of_day: bool = False) -> datetime:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        return _parse_datetime(text)
+        return _checked(text, _parse_datetime(text))
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return midnight + timedelta(days=1) if end_of_day else midnight
+    moment = midnight + timedelta(days=1) if end_of_day and day < date.max else midnight
+    return _checked(text, moment)
+
+
+def _checked(text: str, moment: datetime) -> datetime:
+    try:
+        return plausible_utc(moment)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
 
 
 def _parse_datetime(text: str) -> datetime:
@@ -67,7 +77,7 @@ def _parse_datetime(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 time or date ({TIME_EXAMPLES})") from None
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone; add Z or an offset ({TIME_EXAMPLES})")
-    return moment.astimezone(UTC)
+    return moment
 
 
 def glob_to_like(pattern: str) -> str:

@@ -1,24 +1,18 @@
-"""Create job batches, submit them to an executor, track them to the end.
+"""Job batches: create them (kind and parameters checked), submit them, cancel them.
 
-The tracker trusts ops-db for outcomes and asks the executor only about tasks that
-have none: a task the executor says has ended while ops-db still has it PENDING or
-RUNNING died without a word (killed, timed out, node lost), and is recorded FAILED
-with the executor's reason. States are read from the executor *before* ops-db, so a
-task that recorded its outcome and then exited is never misjudged.
+A batch whose submission fails for any reason (refused by the executor, interrupted)
+is SUBMIT_FAILED and gives its claimed work items back; following batches to the end
+is :mod:`ccat_hpc.jobs.tracking`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.base import utcnow
@@ -28,12 +22,9 @@ from ccat_hpc.db.states import JobBatchState, JobTaskState
 from ccat_hpc.db.transitions import move_row
 from ccat_hpc.errors import CcatHpcError, NotFoundError
 from ccat_hpc.executors.base import (
-    RETRYABLE_STATUSES,
     ArrayJob,
     Executor,
     SubmittedArray,
-    TaskReport,
-    TaskStatus,
 )
 from ccat_hpc.executors.process import ExecutorError
 from ccat_hpc.executors.validate import check_job_request
@@ -100,15 +91,15 @@ def submit_batch(
     """
     try:
         with transaction(factory) as session:
-            job = _array_job(_batch(session, batch_id), environment, depends_on, throttle)
+            job = _array_job(get_batch(session, batch_id), environment, depends_on, throttle)
         arrays = executor.submit(job)
-    except Exception as exc:
-        _submit_failed(factory, batch_id, exc)
+    except BaseException as exc:  # also an interrupted submission (Ctrl-C, SIGTERM)
+        _submit_failed(factory, batch_id, _failure_text(exc))
         raise
     with transaction(factory) as session:
         move_row(
             session,
-            _batch(session, batch_id),
+            get_batch(session, batch_id),
             JobBatchState.SUBMITTED,
             submitted_at=utcnow(),
             external_ids=[a.to_json() for a in arrays],
@@ -134,10 +125,13 @@ def _array_job(
     )
 
 
-def _submit_failed(factory: sessionmaker[Session], batch_id: int, exc: Exception) -> None:
-    reason = str(exc) if isinstance(exc, CcatHpcError) else f"{type(exc).__name__}: {exc}"
+def _failure_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, CcatHpcError) else f"{type(exc).__name__}: {exc}"
+
+
+def _submit_failed(factory: sessionmaker[Session], batch_id: int, reason: str) -> None:
     with transaction(factory) as session:
-        batch = _batch(session, batch_id)
+        batch = get_batch(session, batch_id)
         if move_row(session, batch, JobBatchState.SUBMIT_FAILED, failure_reason=reason):
             for task in batch.tasks:
                 release_items(session, batch.kind, task.items)
@@ -178,121 +172,88 @@ def arrays_of(batch: JobBatch) -> list[SubmittedArray]:
     return [SubmittedArray.from_json(data) for data in batch.external_ids]
 
 
-def _batch(session: Session, batch_id: int) -> JobBatch:
+def get_batch(session: Session, batch_id: int) -> JobBatch:
     batch = session.get(JobBatch, batch_id)
     if batch is None:
         raise NotFoundError(f"no job batch {batch_id}")
     return batch
 
 
-def silent_end(task: JobTask, report: TaskReport) -> tuple[JobTaskState, str, bool] | None:
-    """What to record for a task the executor says ended without its outcome (pure)."""
-    if task.state not in OPEN_TASK_STATES or not report.final:
-        return None
-    if report.status == TaskStatus.CANCELLED:
-        return JobTaskState.CANCELLED, _reason(report, "cancelled"), False
-    if report.status == TaskStatus.COMPLETED:
-        return JobTaskState.FAILED, "exited 0 without recording an outcome", True
-    retryable = report.status in RETRYABLE_STATUSES or report.status == TaskStatus.TIMEOUT
-    return JobTaskState.FAILED, _reason(report, "ended without recording an outcome"), retryable
+def cancel_batch(
+    factory: sessionmaker[Session], batch_id: int, executor: Executor, *, force: bool = False
+) -> JobBatchState:
+    """Cancel a batch: never submitted ones at once; submitted ones through the executor.
 
-
-def _reason(report: TaskReport, default: str) -> str:
-    detail = f" ({report.reason})" if report.reason else ""
-    code = f", exit code {report.exit_code}" if report.exit_code is not None else ""
-    return f"{report.status.value}{detail}{code}: {default}"
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    batch_id: int
-    state: JobBatchState
-    tasks: dict[JobTaskState, int]
-
-    @property
-    def done(self) -> bool:
-        return self.state in (JobBatchState.DONE, JobBatchState.CANCELLED)
-
-    @property
-    def all_succeeded(self) -> bool:
-        return set(self.tasks) == {JobTaskState.SUCCEEDED}
-
-    def counts_text(self) -> str:
-        """``2 failed, 5 succeeded``."""
-        return ", ".join(f"{n} {state.value}" for state, n in sorted(self.tasks.items()))
-
-
-def track_batch(factory: sessionmaker[Session], batch_id: int, executor: Executor) -> BatchSummary:
-    """Record tasks that ended silently; close the batch when every task has ended."""
+    The tracker records each task's end as the executor reports it. With ``force``, or
+    when the executor no longer knows the batch (its state was lost), the open tasks are
+    recorded CANCELLED here and their claimed items given back: an operator's way out
+    for a batch nothing can follow any more.
+    """
     with transaction(factory) as session:
-        arrays = arrays_of(_batch(session, batch_id))
-    reports = executor.states(arrays) if arrays else {}
+        batch = get_batch(session, batch_id)
+        state, arrays = batch.state, arrays_of(batch)
+    if state == JobBatchState.PENDING:
+        _close_without_executor(factory, batch_id, "cancelled before it was submitted")
+    elif state in (JobBatchState.SUBMITTED, JobBatchState.RUNNING) or force:
+        _cancel_submitted(factory, batch_id, executor, arrays, force)
     with transaction(factory) as session:
-        batch = _batch(session, batch_id)
-        for task in batch.tasks:
-            report = reports.get(task.task_index, TaskReport(TaskStatus.UNKNOWN))
-            _record_silent_end(session, batch.kind, task, report)
-        _advance_batch(session, batch)
-        counts = Counter(task.state for task in batch.tasks)
-        return BatchSummary(batch.id, batch.state, dict(counts))
+        return get_batch(session, batch_id).state
 
 
-def _record_silent_end(session: Session, kind: str, task: JobTask, report: TaskReport) -> None:
-    """Record a task the executor says ended without its outcome; give back its items."""
-    decision = silent_end(task, report)
-    if decision is None:
-        return
-    state, reason, retryable = decision
-    if move_row(
-        session,
-        task,
-        state,
-        reason=reason,
-        retryable=retryable,
-        finished_at=utcnow(),
-        executor_state=report.status.value,
-        exit_code=report.exit_code,
-    ):
-        release_items(session, kind, task.items)
-
-
-def _advance_batch(session: Session, batch: JobBatch) -> None:
-    """RUNNING once a task has started or ended; DONE once every task has ended."""
-    if batch.state not in (JobBatchState.SUBMITTED, JobBatchState.RUNNING):
-        return
-    states = [task.state for task in batch.tasks]
-    if not any(state in OPEN_TASK_STATES for state in states):
-        move_row(session, batch, JobBatchState.DONE, finished_at=utcnow())
-    elif batch.state == JobBatchState.SUBMITTED and any(
-        state != JobTaskState.PENDING for state in states
-    ):
-        move_row(session, batch, JobBatchState.RUNNING)
-
-
-def wait_for_batch(
+def _cancel_submitted(
     factory: sessionmaker[Session],
     batch_id: int,
     executor: Executor,
-    *,
-    poll_seconds: float = 1.0,
-    timeout: float | None = None,
-    on_poll: Callable[[BatchSummary], None] | None = None,
-) -> BatchSummary:
-    """Track until the batch is done (or ``timeout`` seconds passed)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        summary = track_batch(factory, batch_id, executor)
-        if on_poll is not None:
-            on_poll(summary)
-        if summary.done or (deadline is not None and time.monotonic() > deadline):
-            return summary
-        time.sleep(poll_seconds)
-
-
-def cancel_batch(factory: sessionmaker[Session], batch_id: int, executor: Executor) -> None:
+    arrays: Sequence[SubmittedArray],
+    force: bool,
+) -> None:
+    try:
+        executor.cancel(arrays)
+    except ExecutorError as exc:
+        if not force:
+            raise
+        _close_without_executor(factory, batch_id, f"forced: the executor said: {exc}")
+        return
     with transaction(factory) as session:
-        arrays = arrays_of(_batch(session, batch_id))
-    executor.cancel(arrays)
+        batch = get_batch(session, batch_id)
+        if batch.state in (JobBatchState.SUBMITTED, JobBatchState.RUNNING):
+            move_row(session, batch, JobBatchState.CANCELLED, finished_at=utcnow())
+    if force:
+        _close_without_executor(factory, batch_id, "forced by an operator")
+
+
+def _close_without_executor(factory: sessionmaker[Session], batch_id: int, why: str) -> None:
+    """Record the batch and its open tasks CANCELLED and give back their items."""
+    reason = f"cancelled by an operator ({why})"
+    with transaction(factory) as session:
+        batch = get_batch(session, batch_id)
+        for task in batch.tasks:
+            if task.state in OPEN_TASK_STATES and move_row(
+                session, task, JobTaskState.CANCELLED, reason=reason, finished_at=utcnow()
+            ):
+                release_items(session, batch.kind, task.items)
+        if batch.state in (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING):
+            move_row(
+                session, batch, JobBatchState.CANCELLED, finished_at=utcnow(), failure_reason=reason
+            )
+
+
+def abandon_unsubmitted(factory: sessionmaker[Session], kind: str, before: datetime) -> int:
+    """Batches of ``kind`` still PENDING since before ``before``: their submitter stopped
+    between claiming and submitting. Marked SUBMIT_FAILED, their items given back."""
+    with transaction(factory) as session:
+        stale = list(
+            session.scalars(
+                select(JobBatch.id).where(
+                    JobBatch.kind == kind,
+                    JobBatch.state == JobBatchState.PENDING,
+                    JobBatch.created_at < before,
+                )
+            )
+        )
+    for batch_id in stale:
+        _submit_failed(factory, batch_id, "never submitted: the command that created it stopped")
+    return len(stale)
 
 
 def tasks_of(session: Session, batch_id: int) -> list[JobTask]:
@@ -301,85 +262,3 @@ def tasks_of(session: Session, batch_id: int) -> list[JobTask]:
             select(JobTask).where(JobTask.batch_id == batch_id).order_by(JobTask.task_index)
         )
     )
-
-
-@dataclass(frozen=True)
-class BatchListing:
-    """One line of ``ccat-hpc job list``."""
-
-    batch_id: int
-    kind: str
-    executor: str
-    state: JobBatchState
-    task_count: int
-    created_at: datetime
-    finished_at: datetime | None
-    tasks: dict[JobTaskState, int]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "batch": self.batch_id,
-            "kind": self.kind,
-            "executor": self.executor,
-            "state": self.state.value,
-            "task_count": self.task_count,
-            "created_at": self.created_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "tasks": {state.value: n for state, n in self.tasks.items()},
-        }
-
-
-def recent_batches(
-    session: Session, limit: int = 20, states: Sequence[JobBatchState] = ()
-) -> list[BatchListing]:
-    """The newest batches (optionally in ``states``) with their tasks counted by state."""
-    query = select(JobBatch).order_by(JobBatch.id.desc()).limit(limit)
-    if states:
-        query = query.where(JobBatch.state.in_(states))
-    batches = list(session.scalars(query))
-    counts: dict[int, dict[JobTaskState, int]] = {b.id: {} for b in batches}
-    rows = session.execute(
-        select(JobTask.batch_id, JobTask.state, func.count())
-        .where(JobTask.batch_id.in_(list(counts)))
-        .group_by(JobTask.batch_id, JobTask.state)
-    )
-    for batch_id, state, count in rows:
-        counts[batch_id][state] = int(count)
-    return [
-        BatchListing(
-            b.id,
-            b.kind,
-            b.executor,
-            b.state,
-            b.task_count,
-            b.created_at,
-            b.finished_at,
-            counts[b.id],
-        )
-        for b in batches
-    ]
-
-
-def track_unfinished(factory: sessionmaker[Session], kind: str, executor: Executor) -> int:
-    """Track this executor's batches of ``kind`` that have not ended; returns how many.
-
-    A task that died without a word gives back its claimed items only when its batch is
-    tracked; doing this before claiming new work lets a rerun finish what a dead task
-    left. A batch the executor no longer knows is left for `job status` to report.
-    """
-    with transaction(factory) as session:
-        open_ids = list(
-            session.scalars(
-                select(JobBatch.id).where(
-                    JobBatch.kind == kind,
-                    JobBatch.executor == executor.name,
-                    JobBatch.state.in_((JobBatchState.SUBMITTED, JobBatchState.RUNNING)),
-                )
-            )
-        )
-    tracked = 0
-    for batch_id in open_ids:
-        with contextlib.suppress(ExecutorError):
-            track_batch(factory, batch_id, executor)
-            tracked += 1
-    return tracked

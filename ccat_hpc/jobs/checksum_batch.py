@@ -20,7 +20,8 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import RawDataFileState
 from ccat_hpc.errors import NotFoundError
 from ccat_hpc.executors.base import Executor
-from ccat_hpc.jobs.batches import create_batch, submit_batch, track_unfinished
+from ccat_hpc.jobs.batches import create_batch, submit_batch
+from ccat_hpc.jobs.tracking import track_unfinished
 from ccat_hpc.pipeline.checksum import (
     DEFAULT_BYTES_PER_TASK,
     RECHECKABLE_STATES,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -98,7 +97,7 @@ def noop(context: TaskContext) -> dict[str, Any]:
 
 def sleep(context: TaskContext) -> dict[str, Any]:
     seconds = float(context.parameters.get("seconds", 1))
-    time.sleep(seconds)
+    context.stop.wait(seconds)
     _diagnostic_outcome(context)
     return {"slept": seconds}
 

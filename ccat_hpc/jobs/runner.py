@@ -33,7 +33,13 @@ from ccat_hpc.db.transitions import move, move_row
 from ccat_hpc.errors import NotFoundError
 from ccat_hpc.jobs.kinds import release_items
 from ccat_hpc.logline import log_line
-from ccat_hpc.pipeline.tasks import Handler, TaskContext, TaskFailure, TaskInterrupted
+from ccat_hpc.pipeline.tasks import (
+    Handler,
+    StopRequest,
+    TaskContext,
+    TaskFailure,
+    TaskInterrupted,
+)
 
 __all__ = ["TaskContext", "TaskFailure", "run_task", "task_index_from"]
 
@@ -75,6 +81,11 @@ def start_task(
         if batch.kind != kind:
             raise TaskFailure(f"batch {batch_id} is a {batch.kind!r} batch, not {kind!r}")
         task = _task_row(session, batch_id, task_index)
+        if task.state not in (JobTaskState.PENDING, JobTaskState.RUNNING):
+            raise TaskFailure(
+                f"task {task_index} of batch {batch_id} is already {task.state.value}: "
+                "nothing to run (submit the work again)"
+            )
         attempts = task.attempts + 1
         if not move_row(
             session,
@@ -127,23 +138,27 @@ def give_back(factory: sessionmaker[Session], context: TaskContext, kind: str) -
     """Release the task's claimed items; its outcome is left to the executor's verdict.
 
     A task stopped by a signal (time limit, cancel) keeps its RUNNING row: the tracker
-    records what the executor says happened (TIMEOUT, CANCELLED, NODE_FAIL).
+    records what the executor says happened (TIMEOUT, CANCELLED, NODE_FAIL). Only a task
+    still RUNNING gives anything back: if the tracker has already recorded its end, the
+    items were given back then and may belong to another batch now.
     """
     with transaction(factory) as session:
-        release_items(session, kind, context.items)
+        task = _task_row(session, context.batch_id, context.task_index)
+        if task.state == JobTaskState.RUNNING:
+            release_items(session, kind, context.items)
 
 
 @contextlib.contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into TaskInterrupted in the handler (main thread only)."""
+def stop_on_sigterm(stop: StopRequest) -> Iterator[None]:
+    """SIGTERM asks the handler to stop (it checks between pieces of work; main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def interrupt(signum: int, _frame: FrameType | None) -> None:
-        raise TaskInterrupted(signum)
+    def request(signum: int, _frame: FrameType | None) -> None:
+        stop.request(signum)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, request)
     try:
         yield
     finally:
@@ -166,7 +181,7 @@ def run_task(
     name = f"task {task_index} of batch {batch_id} ({kind})"
     log_line(f"{name}: started on {socket.gethostname()}, {len(context.items)} item(s)")
     try:
-        with stop_on_sigterm():
+        with stop_on_sigterm(context.stop):
             result = handler(context)
     except TaskInterrupted as exc:
         log_line(f"{name}: {exc}; what it finished is recorded, the rest given back")

@@ -44,7 +44,7 @@ from ccat_hpc.db.states import PhysicalCopyState, RawDataFileState
 from ccat_hpc.db.transitions import move
 from ccat_hpc.engine.positional import read_at
 from ccat_hpc.pipeline.source_check import SourceProblem, SourceTree
-from ccat_hpc.pipeline.tasks import TaskContext
+from ccat_hpc.pipeline.tasks import StopRequest, TaskContext
 
 #: Reads of this size stay in the CPU cache while they are hashed (2x faster than 1 MiB here)
 READ_SIZE = 256 * 1024
@@ -138,12 +138,16 @@ def requeue_for_check(session: Session, file_ids: Sequence[int]) -> int:
     )
 
 
-def hash_descriptor(fd: int, buffer: bytearray) -> tuple[str, int]:
-    """xxh3-128 of everything readable from ``fd``, and how many bytes that was."""
+def hash_descriptor(fd: int, buffer: bytearray, stop: StopRequest) -> tuple[str, int]:
+    """xxh3-128 of everything readable from ``fd``, and how many bytes that was.
+
+    A requested stop interrupts it between reads (TaskInterrupted).
+    """
     hasher = xxhash.xxh3_128()
     view = memoryview(buffer)
     offset = 0
     while count := read_at(fd, view, offset):
+        stop.check()
         hasher.update(view[:count])
         offset += count
         if count < len(view):
@@ -158,12 +162,14 @@ class FileOutcome:
     reason: str | None
 
 
-def judge(expected: str | None, computed: str | None, problem: str | None) -> FileOutcome:
-    """What to record for one file that was read (pure)."""
+def judge(
+    where: str, expected: str | None, computed: str | None, problem: str | None = None
+) -> FileOutcome:
+    """What to record for one file that was read (pure); a reason starts with ``where``."""
     if problem is not None or computed is None:
-        return FileOutcome(RawDataFileState.MISSING, None, problem or "not hashed")
+        return FileOutcome(RawDataFileState.MISSING, None, f"{where}: {problem or 'not hashed'}")
     if expected is not None and expected.lower() != computed:
-        reason = f"xxh3-128 on disk is {computed}, the manifest says {expected.lower()}"
+        reason = f"{where}: xxh3-128 on disk is {computed}, the manifest says {expected.lower()}"
         return FileOutcome(RawDataFileState.CORRUPT, computed, reason)
     return FileOutcome(RawDataFileState.CHECKSUMMED, computed, None)
 
@@ -183,6 +189,7 @@ class Target:
     relative_path: str
     expected: str | None
     size: int
+    filed_inode: int | None
 
     @property
     def where(self) -> str:
@@ -199,6 +206,7 @@ def load_targets(session: Session, file_ids: Sequence[int]) -> list[Target]:
             RawDataFile.relative_path,
             RawDataFile.checksum,
             RawDataFile.size,
+            RawDataFile.source_inode,
         )
         .outerjoin(DiskDataLocation, DiskDataLocation.id == RawDataFile.source_location_id)
         .outerjoin(
@@ -217,22 +225,23 @@ def load_targets(session: Session, file_ids: Sequence[int]) -> list[Target]:
 class Hasher:
     """Checks and hashes targets; one SourceTree per location root, one read buffer."""
 
-    def __init__(self, read_size: int = READ_SIZE) -> None:
+    def __init__(self, stop: StopRequest, read_size: int = READ_SIZE) -> None:
         self.buffer = bytearray(read_size)
         self.trees: dict[str, SourceTree] = {}
+        self.stop = stop
 
     def outcome(self, target: Target) -> FileOutcome:
         if target.copy_id is None or target.root is None:
-            return judge(target.expected, None, "no SOURCE copy on disk is recorded")
+            return judge(target.where, target.expected, None, "no SOURCE copy on disk is recorded")
         tree = self.trees.setdefault(target.root, SourceTree(Path(target.root), FILED_WITH))
         try:
-            fd = tree.open_checked(target.relative_path, target.size)
+            fd = tree.open_checked(target.relative_path, target.size, target.filed_inode)
         except SourceProblem as exc:
             return _problem_outcome(target, exc)
         try:
-            computed, count = hash_descriptor(fd, self.buffer)
+            computed, count = hash_descriptor(fd, self.buffer, self.stop)
         except OSError as exc:
-            return judge(target.expected, None, f"{target.where}: {exc.strerror or exc}")
+            return judge(target.where, target.expected, None, str(exc.strerror or exc))
         finally:
             os.close(fd)
         if count != target.size:
@@ -240,7 +249,7 @@ class Hasher:
                 f"{target.where}: changed while being read ({count} bytes, filed {target.size})"
             )
             return FileOutcome(RawDataFileState.CORRUPT, None, reason)
-        return judge(target.expected, computed, None)
+        return judge(target.where, target.expected, computed)
 
 
 def _problem_outcome(target: Target, problem: SourceProblem) -> FileOutcome:
@@ -361,15 +370,17 @@ class OutcomeRecorder:
 def checksum_task(context: TaskContext) -> dict[str, Any]:
     """The checksum job's handler: check and hash every file of the task, record in groups.
 
-    Whatever stops the loop (an error, SIGTERM at the time limit), the outcomes already
-    computed are recorded; files not reached stay claimed until the runner releases them.
+    Whatever stops the loop (an error, or a stop requested by SIGTERM at the time limit,
+    checked between reads), the outcomes already computed are recorded; files not reached
+    stay claimed until the runner gives them back.
     """
     with context.factory() as session:
         targets = load_targets(session, [int(i) for i in context.items])
-    hasher = Hasher()
+    hasher = Hasher(context.stop)
     recorder = OutcomeRecorder(context)
     try:
         for target in targets:
+            context.stop.check()
             recorder.add(target, hasher.outcome(target))
     finally:
         recorder.flush()

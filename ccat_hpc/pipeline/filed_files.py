@@ -11,25 +11,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.models import RawDataFile
 from ccat_hpc.errors import ManifestConflict
 from ccat_hpc.pipeline.manifest import ManifestFile
-from ccat_hpc.pipeline.source_check import FileIdentity, problems_line
+from ccat_hpc.pipeline.source_check import (
+    FileIdentity,
+    SourceTree,
+    as_signed64,
+    problems_line,
+)
 
 FILE_TYPE_LENGTH = 40
 QUERY_CHUNK = 500
 T = TypeVar("T")
-
-
-def as_signed64(value: int) -> int:
-    """An unsigned 64-bit device or inode number as the signed value a BIGINT column holds."""
-    value &= (1 << 64) - 1
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -51,61 +52,93 @@ def filed_paths(session: Session, location_id: int, paths: Sequence[str]) -> dic
     return found
 
 
-def filed_identities(
-    session: Session, location_id: int, identities: Sequence[FileIdentity]
-) -> dict[tuple[int, int], tuple[str, str]]:
-    """(device, inode) → (path, execution id), for files on disk already filed there."""
-    inodes_by_device: dict[int, list[int]] = defaultdict(list)
-    for identity in identities:
-        inodes_by_device[as_signed64(identity.device)].append(as_signed64(identity.inode))
-    found: dict[tuple[int, int], tuple[str, str]] = {}
-    for device, inodes in inodes_by_device.items():
-        for chunk in _chunks(inodes):
-            rows = session.execute(
-                select(
-                    RawDataFile.source_inode,
-                    RawDataFile.relative_path,
-                    RawDataFile.executed_obs_unit_id,
-                ).where(
-                    RawDataFile.source_location_id == location_id,
-                    RawDataFile.source_device == device,
-                    RawDataFile.source_inode.in_(chunk),
-                )
+@dataclass(frozen=True)
+class Holder:
+    """A filed file at the location, as recorded: who may hold a file on disk."""
+
+    file_id: int
+    inode: int
+    path: str
+    execution: str
+
+
+def _holders_of_inodes(
+    session: Session, location_id: int, inodes: Sequence[int]
+) -> dict[int, list[Holder]]:
+    found: dict[int, list[Holder]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(inodes))):
+        rows = session.execute(
+            select(
+                RawDataFile.id,
+                RawDataFile.source_inode,
+                RawDataFile.relative_path,
+                RawDataFile.executed_obs_unit_id,
+            ).where(
+                RawDataFile.source_location_id == location_id,
+                RawDataFile.source_inode.in_(chunk),
             )
-            for inode, path, execution in rows:
-                if inode is not None:
-                    found[(device, inode)] = (path, str(execution))
+        )
+        for file_id, inode, path, execution in rows:
+            if inode is not None:
+                found[inode].append(Holder(file_id, inode, path, str(execution)))
+    return found
+
+
+def same_file_holders(
+    session: Session, tree: SourceTree, location_id: int, identities: Sequence[FileIdentity]
+) -> dict[FileIdentity, Holder]:
+    """For each file on disk, a filed file that is that same file *now*.
+
+    A holder is compared by looking at its path now, on this machine: a holder whose
+    file is gone or replaced (its inode may have been reused by the new file) is not a
+    conflict, and its stale identity is cleared so the database allows the new one.
+    """
+    candidates = _holders_of_inodes(
+        session, location_id, [as_signed64(i.inode) for i in identities]
+    )
+    found: dict[FileIdentity, Holder] = {}
+    stale: list[int] = []
+    for identity in identities:
+        for holder in candidates.get(as_signed64(identity.inode), []):
+            now = tree.identity_now(holder.path)
+            if now == identity:
+                found[identity] = holder
+            elif now is None or as_signed64(now.inode) != holder.inode:
+                stale.append(holder.file_id)
+    if stale:
+        session.execute(
+            update(RawDataFile)
+            .where(RawDataFile.id.in_(stale))
+            .values(source_device=None, source_inode=None)
+        )
     return found
 
 
 def check_not_filed_elsewhere(
     session: Session,
     location_id: int,
+    root: Path,
     files: Sequence[ManifestFile],
     identities: Sequence[FileIdentity],
 ) -> None:
     """Raise ManifestConflict naming the holder of any path or on-disk file already filed."""
     by_path = filed_paths(session, location_id, [entry.path for entry in files])
-    by_identity = filed_identities(session, location_id, identities)
+    by_identity = same_file_holders(session, SourceTree(root), location_id, identities)
     problems = []
     for index, (entry, identity) in enumerate(zip(files, identities, strict=True)):
-        problem = _conflict(entry, identity, by_path, by_identity)
+        problem = _conflict(entry, by_path.get(entry.path), by_identity.get(identity))
         if problem is not None:
             problems.append(f"files[{index}] {entry.path}: {problem}")
     if problems:
         raise ManifestConflict(problems_line(problems))
 
 
-def _conflict(
-    entry: ManifestFile,
-    identity: FileIdentity,
-    by_path: dict[str, str],
-    by_identity: dict[tuple[int, int], tuple[str, str]],
-) -> str | None:
-    execution = by_path.get(entry.path)
+def _conflict(entry: ManifestFile, execution: str | None, holder: Holder | None) -> str | None:
     if execution is not None:
         return f"already filed for execution {execution}"
-    holder = by_identity.get((as_signed64(identity.device), as_signed64(identity.inode)))
     if holder is not None:
-        return f"is the same file on disk as {holder[0]}, already filed for execution {holder[1]}"
+        return (
+            f"is the same file on disk as {holder.path}, already filed for execution "
+            f"{holder.execution}"
+        )
     return None

@@ -37,13 +37,9 @@ from ccat_hpc.db.models import (
 from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState
 from ccat_hpc.errors import ManifestConflict, ManifestError
 from ccat_hpc.names import unknown_name_message
-from ccat_hpc.pipeline.filed_files import (
-    FILE_TYPE_LENGTH,
-    as_signed64,
-    check_not_filed_elsewhere,
-)
+from ccat_hpc.pipeline.filed_files import FILE_TYPE_LENGTH, check_not_filed_elsewhere
 from ccat_hpc.pipeline.manifest import ExecutionInfo, Manifest
-from ccat_hpc.pipeline.source_check import FileIdentity, check_source_files
+from ccat_hpc.pipeline.source_check import FileIdentity, as_signed64, check_source_files
 
 
 @dataclass(frozen=True)
@@ -147,7 +143,8 @@ def file_manifest(
         return already
     existing = _consistent_execution(session, manifest, refs)
     identities = check_source_files(Path(refs.location.path), manifest.files)
-    check_not_filed_elsewhere(session, refs.location.id, manifest.files, identities)
+    root = Path(refs.location.path)
+    check_not_filed_elsewhere(session, refs.location.id, root, manifest.files, identities)
     if existing is None:
         session.add(_new_execution(manifest, refs))
         session.flush()

@@ -77,10 +77,15 @@ def _database_url(factory: sessionmaker[Session]) -> str | None:
     return None if bind is None else bind.url.render_as_string(hide_password=False)
 
 
-def file_path(factory: sessionmaker[Session], path: Path) -> IntakeOutcome:
-    """File one manifest file. Never raises for a bad manifest or a database problem."""
+def file_path(
+    factory: sessionmaker[Session], path: Path, *, follow_links: bool = True
+) -> IntakeOutcome:
+    """File one manifest file. Never raises for a bad manifest or a database problem.
+
+    ``follow_links=False`` (the watcher's inbox) refuses a manifest that is a link.
+    """
     try:
-        manifest, digest = read_manifest(path)
+        manifest, digest = read_manifest(path, follow_links=follow_links)
     except ManifestError as exc:
         return IntakeOutcome(path, IntakeStatus.REJECTED, one_line(str(exc)))
     for attempt in range(CONCURRENT_RETRIES):

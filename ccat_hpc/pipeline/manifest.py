@@ -9,12 +9,13 @@ Everything here is pure: parsing, validation and the content digest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import posixpath
 import stat
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,7 @@ from ccat_hpc.db.states import ObservationStatus
 from ccat_hpc.errors import ManifestError
 from ccat_hpc.paths import check_relative_path
 from ccat_hpc.safejson import JsonProblem, check_values, describe_path, loads_checked
+from ccat_hpc.timerange import plausible_utc
 from ccat_hpc.yamlfile import error_message
 
 MANIFEST_VERSION = 1
@@ -42,8 +44,6 @@ MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 512 * 1024**2
 #: Longest file name (one path component) that POSIX file systems store.
 MAX_NAME_BYTES = 255
-EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
@@ -86,13 +86,15 @@ class ExecutionInfo(BaseModel):
     @field_validator("start_time", "end_time")
     @classmethod
     def _plausible(cls, value: datetime) -> datetime:
-        try:
-            utc = value.astimezone(UTC)
-        except OverflowError:
-            utc = None
-        if utc is None or not EARLIEST_TIME <= utc < LATEST_TIME:
-            raise ValueError("must be between 1970 and 2999 (in UTC)")
-        return utc
+        return plausible_utc(value)
+
+    @model_validator(mode="after")
+    def _reserved(self) -> ExecutionInfo:
+        if "manifest" in (self.model_extra or {}):
+            raise ValueError(
+                "'manifest' is reserved here: ops-db keeps the manifest's own extra keys under it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ordered(self) -> ExecutionInfo:
@@ -167,9 +169,9 @@ def parse_manifest(raw: Any) -> Manifest:
         raise ManifestError("; ".join(shown) + more) from None
 
 
-def read_manifest(path: Path) -> tuple[Manifest, str]:
+def read_manifest(path: Path, *, follow_links: bool = True) -> tuple[Manifest, str]:
     """Read and validate a manifest file; returns it with its content digest."""
-    text = _read_text(path)
+    text = _read_text(path, follow_links)
     try:
         raw = loads_checked(text)
     except JsonProblem as exc:
@@ -177,15 +179,19 @@ def read_manifest(path: Path) -> tuple[Manifest, str]:
     return parse_manifest(raw), manifest_digest(raw)
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, follow_links: bool) -> str:
     """The manifest's text: a regular file (never waits on a FIFO) of bounded size, UTF-8."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise ManifestError("manifest is a symbolic link, not a file") from None
         raise ManifestError(f"cannot read manifest: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ManifestError("manifest is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ManifestError("manifest is not a regular file")
         try:
             data = handle.read(MAX_MANIFEST_BYTES + 1)
         except OSError as exc:

@@ -40,6 +40,12 @@ class FileIdentity:
     inode: int
 
 
+def as_signed64(value: int) -> int:
+    """An unsigned 64-bit device or inode number as the signed value a BIGINT column holds."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 class SourceProblem(Exception):
     """A file is not as filed; ``missing`` tells an absent file from a different one."""
 
@@ -109,10 +115,28 @@ class SourceTree:
             )
         return FileIdentity(info.st_dev, info.st_ino)
 
-    def open_checked(self, relative: str, size: int) -> int:
-        """A read-only descriptor of the examined file (never a FIFO, never through a link)."""
+    def identity_now(self, relative: str) -> FileIdentity | None:
+        """What is at ``relative`` now (through links that stay inside); None if nothing is."""
+        try:
+            info = self._target_stat(self.full_path(relative))
+        except SourceProblem:
+            return None
+        return FileIdentity(info.st_dev, info.st_ino)
+
+    def open_checked(self, relative: str, size: int, filed_inode: int | None = None) -> int:
+        """A read-only descriptor of the examined file (never a FIFO, never through a link).
+
+        With ``filed_inode`` (as recorded when it was filed), the file must still be that
+        inode: another file put in its place, or a link to one, is not the filed file.
+        Only the inode is compared: a network file system's device number can differ
+        between the node that filed a file and the node that checks it.
+        """
         full = self.full_path(relative)
         identity = self.examine(relative, size, single_name=False)
+        if filed_inode is not None and as_signed64(identity.inode) != filed_inode:
+            raise SourceProblem(
+                "is not the file that was filed: another file, or a link to one, is at its path now"
+            )
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(os.path.realpath(full), flags)

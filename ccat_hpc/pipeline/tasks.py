@@ -8,8 +8,9 @@ depend on the runner that calls them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +37,36 @@ class TaskInterrupted(TaskFailure):
         self.signal_number = signal_number
 
 
+class StopRequest:
+    """Set when the task is told to stop; a handler checks it between pieces of work.
+
+    Checked, not raised from a signal handler: a signal arriving in the middle of a
+    database call must not break the connection or lose the outcomes being recorded.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_number = 0
+
+    def request(self, signal_number: int) -> None:
+        self.signal_number = signal_number
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise TaskInterrupted if a stop was requested."""
+        if self._event.is_set():
+            raise TaskInterrupted(self.signal_number)
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; raise TaskInterrupted as soon as a stop is requested."""
+        self._event.wait(seconds)
+        self.check()
+
+
 @dataclass(frozen=True)
 class TaskContext:
     factory: sessionmaker[Session]
@@ -44,6 +75,7 @@ class TaskContext:
     items: list[Any]
     parameters: Mapping[str, Any]
     environ: Mapping[str, str]
+    stop: StopRequest = field(default_factory=StopRequest)
 
 
 Handler = Callable[[TaskContext], dict[str, Any]]

@@ -16,6 +16,8 @@ taken by something that is not a folder) is one :class:`InboxError` at start-up.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
 import threading
@@ -24,14 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import xxhash
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.errors import ConfigError
 from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_path
+from ccat_hpc.text import one_line
 
 FILED_DIR = "filed"
 REJECTED_DIR = "rejected"
 ERROR_SUFFIX = ".error.txt"
+MAX_NAME_BYTES = 255
+#: enough of a rejected manifest to find the execution id it names
+MAX_COMPARED_BYTES = 1024**2
 
 Report = Callable[[IntakeOutcome], None]
 Warn = Callable[[str], None]
@@ -71,15 +78,15 @@ class PassResult:
 
 
 def scan(folder: Path, now: float, stable_seconds: float) -> tuple[list[Path], int]:
-    """``*.json`` regular files not modified for ``stable_seconds``, oldest first; and how
-    many others are still being written."""
+    """Every ``*.json`` entry not modified for ``stable_seconds``, oldest first; and how
+    many others are still being written. Entries that are not regular files (a FIFO, a
+    folder, a link) are returned too: they are rejected like any manifest that cannot
+    be filed, never opened through."""
     ready, waiting = [], 0
     for path in folder.glob("*.json"):
         try:
             info = path.lstat()
         except FileNotFoundError:
-            continue
-        if not stat.S_ISREG(info.st_mode):
             continue
         if now - info.st_mtime >= stable_seconds:
             ready.append((info.st_mtime, path.name, path))
@@ -89,65 +96,102 @@ def scan(folder: Path, now: float, stable_seconds: float) -> tuple[list[Path], i
 
 
 def ready_manifests(folder: Path, now: float, stable_seconds: float) -> list[Path]:
-    """``*.json`` files in ``folder`` not modified for ``stable_seconds``, oldest first."""
+    """``*.json`` entries in ``folder`` not modified for ``stable_seconds``, oldest first."""
     return scan(folder, now, stable_seconds)[0]
 
 
-def free_name(directory: Path, name: str) -> Path:
-    """``directory/name``, or ``name`` with a counter before the suffix if that exists."""
-    candidate = directory / name
-    stem, suffix = os.path.splitext(name)
-    counter = 1
-    while candidate.exists() or candidate.is_symlink():
-        candidate = directory / f"{stem}.{counter}{suffix}"
-        counter += 1
-    return candidate
+def shown_name(name: str) -> str:
+    """A file name for a log line or a reason: quoted when it holds odd characters."""
+    return name if name.isprintable() else repr(name)
+
+
+def _place(folder: Path) -> Path:
+    """``filed/`` or ``rejected/`` of the inbox: a real folder, never a link to elsewhere."""
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir()
+    if not stat.S_ISDIR(folder.lstat().st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder (a link or a file)", str(folder))
+    return folder
+
+
+def free_base(directory: Path, stem: str, suffixes: tuple[str, ...]) -> str:
+    """``stem``, or ``stem.N``, such that no ``base + suffix`` exists (not even as a link)."""
+    base, counter = stem, 1
+    while any(os.path.lexists(directory / f"{base}{suffix}") for suffix in suffixes):
+        base, counter = f"{stem}.{counter}", counter + 1
+    return base
 
 
 def _move(path: Path, directory: Path) -> Path:
-    directory.mkdir(exist_ok=True)
-    target = free_name(directory, path.name)
+    folder = _place(directory)
+    target = folder / (free_base(folder, path.stem, (path.suffix,)) + path.suffix)
     os.replace(path, target)
     return target
 
 
+def reason_file_name(base: str) -> str:
+    """``BASE.error.txt``, shortened (with a hash of the whole) to fit a file name."""
+    name = base + ERROR_SUFFIX
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    digest = xxhash.xxh3_64_hexdigest(base.encode("utf-8", "surrogateescape"))
+    short = base.encode("utf-8", "surrogateescape")[: MAX_NAME_BYTES - 40]
+    return short.decode("utf-8", "ignore") + f"~{digest}" + ERROR_SUFFIX
+
+
 def _reject(path: Path, message: str) -> None:
-    directory = path.parent / REJECTED_DIR
-    directory.mkdir(exist_ok=True)
-    target = free_name(directory, path.name)
-    error_file = target.with_name(target.stem + ERROR_SUFFIX)
-    error_file.write_text(f"{path.name}: {message}\n", encoding="utf-8")
-    os.replace(path, target)
+    folder = _place(path.parent / REJECTED_DIR)
+    base = free_base(folder, path.stem, (".json", ERROR_SUFFIX))
+    reason = f"{shown_name(path.name)}: {one_line(message)}\n".encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(folder / reason_file_name(base), flags, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(reason)
+    os.replace(path, folder / f"{base}.json")
 
 
-def _forget_rejection(path: Path) -> None:
-    """Remove earlier rejected copies of a manifest of this name (NAME.json, NAME.1.json, …)
-    and the reasons beside them."""
+def _forget_rejection(path: Path, execution_id: str) -> None:
+    """Remove earlier rejected copies of this manifest (NAME.json, NAME.1.json, … that
+    name the same execution) and the reasons beside them."""
     rejected = path.parent / REJECTED_DIR
     counter = 0
     while True:
         base = path.stem if counter == 0 else f"{path.stem}.{counter}"
-        removed = [_remove(rejected / f"{base}.json"), _remove(rejected / f"{base}{ERROR_SUFFIX}")]
-        if counter > 0 and not any(removed):
+        copy = rejected / f"{base}.json"
+        if not os.path.lexists(copy) and counter > 0:
             return
+        if _names_execution(copy, execution_id):
+            _remove(copy)
+            _remove(rejected / reason_file_name(base))
         counter += 1
 
 
-def _remove(path: Path) -> bool:
+def _names_execution(path: Path, execution_id: str) -> bool:
+    """Whether the regular file at ``path`` mentions ``execution_id`` (read bounded)."""
     try:
-        path.unlink()
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return False
-    return True
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        return execution_id.encode() in handle.read(MAX_COMPARED_BYTES)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def settle(outcome: IntakeOutcome) -> None:
     """Move a processed manifest to filed/ or rejected/ (deferred ones stay)."""
-    if not outcome.path.exists():  # moved away by someone else meanwhile: nothing to settle
+    if not os.path.lexists(outcome.path):  # moved away by someone else meanwhile
         return
     if outcome.accepted:
         _move(outcome.path, outcome.path.parent / FILED_DIR)
-        _forget_rejection(outcome.path)
+        if outcome.result is not None:
+            _forget_rejection(outcome.path, outcome.result.execution_id)
     elif outcome.rejected:
         _reject(outcome.path, outcome.message)
 
@@ -167,7 +211,7 @@ def watch_once(
         if stop is not None and stop.is_set():
             result.waiting += 1
             continue
-        outcome = file_path(factory, path)
+        outcome = file_path(factory, path, follow_links=False)
         try:
             settle(outcome)
         except OSError as exc:

@@ -16,18 +16,30 @@ from sqlalchemy.orm import Session, sessionmaker
 from ccat_hpc.db.models import JobBatch, JobTask, PhysicalCopy, RawDataFile, RawDataFileCheck
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState, JobTaskState, PhysicalCopyState, RawDataFileState
+from ccat_hpc.db.transitions import move
 from ccat_hpc.executors.local import LocalExecutor
-from ccat_hpc.jobs.batches import create_batch
+from ccat_hpc.jobs.batches import cancel_batch, create_batch
 from ccat_hpc.jobs.checksum_batch import RecheckSelection, requeue_selection, submit_checksum
-from ccat_hpc.jobs.runner import run_task
+from ccat_hpc.jobs.runner import give_back, run_task
+from ccat_hpc.jobs.tracking import ABANDONED_AFTER
 from ccat_hpc.pipeline import checksum
-from ccat_hpc.pipeline.checksum import checksum_task, claim_files, files_to_checksum, plan_tasks
+from ccat_hpc.pipeline.checksum import (
+    checksum_task,
+    claim_files,
+    files_to_checksum,
+    plan_tasks,
+    release_files,
+)
 from ccat_hpc.pipeline.intake import file_path
+from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.sites.schema import SlurmProfile
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 
 SPEC = SyntheticObservation("PrimeCam", "280GHz", "ECDFS-deep-001", "chile-source-primecam", 5, 100)
 F = RawDataFileState
+NOT_THE_FILED_FILE = (
+    "is not the file that was filed: another file, or a link to one, is at its path now"
+)
 
 
 @pytest.fixture
@@ -110,6 +122,19 @@ def _folder(path: Path) -> None:
     path.mkdir()
 
 
+def _hard_link_from_outside(path: Path) -> None:
+    outside = path.parents[5] / "outside.g3"
+    outside.write_bytes(b"e" * path.stat().st_size)  # same size, other bytes, other inode
+    path.unlink()
+    os.link(outside, path)
+
+
+def _link_to_a_sibling(path: Path) -> None:
+    sibling = path.with_name("det_000000.g3")  # another filed file of the same size
+    path.unlink()
+    path.symlink_to(sibling)
+
+
 @pytest.mark.parametrize(
     ("change", "state", "reason"),
     [
@@ -118,6 +143,8 @@ def _folder(path: Path) -> None:
         (_escaping_link, F.CORRUPT, "is a symbolic link that leaves the location root"),
         (_fifo, F.CORRUPT, "is a FIFO, not a regular file"),
         (_folder, F.CORRUPT, "is a folder, not a regular file"),
+        (_hard_link_from_outside, F.CORRUPT, NOT_THE_FILED_FILE),
+        (_link_to_a_sibling, F.CORRUPT, NOT_THE_FILED_FILE),
         (Path.unlink, F.MISSING, "no such file"),
     ],
 )
@@ -249,3 +276,79 @@ def test_a_refused_submission_gives_the_files_back(
     )
     retried = submit_checksum(loaded_factory, executor, {}, tmp_path / "work", SlurmProfile())
     assert retried is not None and len(retried.file_ids) == 5
+
+
+def _claimed_but_never_submitted(factory: sessionmaker[Session]) -> int:
+    """What a `checksum` killed between claiming and submitting leaves behind."""
+    with transaction(factory) as session:
+        claimed = claim_files(session, files_to_checksum(session))
+        batch = create_batch(
+            session,
+            "checksum",
+            plan_tasks(claimed),
+            executor="local",
+            profile=SlurmProfile(),
+            working_dir=Path(".").resolve(),
+        )
+        return batch.id
+
+
+def test_cancelling_a_batch_never_submitted_gives_its_files_back(
+    loaded_factory: sessionmaker[Session], filed: list[Path], tmp_path: Path
+) -> None:
+    batch_id = _claimed_but_never_submitted(loaded_factory)
+    assert {state for state, _ in outcomes(loaded_factory).values()} == {F.CHECKSUMMING}
+    executor = LocalExecutor(state_root=tmp_path / "local-jobs")
+    assert cancel_batch(loaded_factory, batch_id, executor) == JobBatchState.CANCELLED
+    assert {state for state, _ in outcomes(loaded_factory).values()} == {F.FILED}
+
+
+def test_a_batch_abandoned_before_submission_gives_its_files_back_later(
+    loaded_factory: sessionmaker[Session], filed: list[Path], tmp_path: Path
+) -> None:
+    batch_id = _claimed_but_never_submitted(loaded_factory)
+    executor = LocalExecutor(state_root=tmp_path / "local-jobs", command_prefix=["true"])
+    assert submit_checksum(loaded_factory, executor, {}, tmp_path / "w", SlurmProfile()) is None
+    with transaction(loaded_factory) as session:  # ten minutes later, nobody submitted it
+        batch = session.get(JobBatch, batch_id)
+        assert batch is not None
+        batch.created_at = batch.created_at - ABANDONED_AFTER
+    again = submit_checksum(loaded_factory, executor, {}, tmp_path / "w", SlurmProfile())
+    assert again is not None and len(again.file_ids) == 5
+    with loaded_factory() as session:
+        abandoned = session.get(JobBatch, batch_id)
+        assert abandoned is not None and abandoned.state == JobBatchState.SUBMIT_FAILED
+        assert "never submitted" in (abandoned.failure_reason or "")
+
+
+def test_sigterm_while_outcomes_are_being_recorded_loses_none(
+    loaded_factory: sessionmaker[Session], filed: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = checksum.record_outcomes
+
+    def record_under_signal(session: Session, group: Any, batch_id: int | None) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the database work
+        real(session, group, batch_id)
+
+    monkeypatch.setattr(checksum, "record_outcomes", record_under_signal)
+    monkeypatch.setattr(checksum, "RECORD_EVERY", 2)
+    run_batch(loaded_factory, exit_codes=[143])
+    states = [state for state, _ in outcomes(loaded_factory).values()]
+    assert states == [F.CHECKSUMMED] * 2 + [F.FILED] * 3  # the group in flight is kept
+
+
+def test_a_task_already_recorded_ended_gives_back_nothing(
+    loaded_factory: sessionmaker[Session], filed: list[Path]
+) -> None:
+    """A zombie of a task the tracker closed must not release files another batch holds."""
+    first = _claimed_but_never_submitted(loaded_factory)
+    with transaction(loaded_factory) as session:
+        task = session.scalars(select(JobTask).filter_by(batch_id=first)).one()
+        items = list(task.items)
+        move(session, JobTask, [task.id], JobTaskState.PENDING, JobTaskState.FAILED)
+        release_files(session, items)  # what the tracker does for a task that died
+    second = _claimed_but_never_submitted(loaded_factory)
+    assert second != first
+    zombie = TaskContext(loaded_factory, first, 0, items, {}, {})
+    give_back(loaded_factory, zombie, "checksum")
+    assert {state for state, _ in outcomes(loaded_factory).values()} == {F.CHECKSUMMING}

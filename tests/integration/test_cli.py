@@ -159,11 +159,12 @@ def test_help_lists_the_commands(run: InProcess, flag: str) -> None:
 
 
 def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: Path) -> None:
-    """The README's first command runs the demo through the installed console script."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("CCAT_HPC_DB", "CCAT_DATA_ROOT", "CCAT_ARCHIVE_STORAGE")
+    """The README's first command runs the demo through the installed console script,
+    in its own folder whatever the shell exports, and its next steps work as printed."""
+    elsewhere = tmp_path / "elsewhere"
+    env = os.environ | {
+        "CCAT_HPC_DB": str(elsewhere / "production.sqlite"),  # never touched by the demo
+        "CCAT_DATA_ROOT": str(elsewhere / "data"),
     }
     script = Path(sys.executable).with_name("ccat-hpc")
     result = subprocess.run(
@@ -176,9 +177,35 @@ def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\nfiled ") == 2
-    assert (tmp_path / "demo/ccat-hpc.sqlite").is_file()
+    assert (tmp_path / "demo/ccat-hpc.sqlite").is_file() and not elsewhere.exists()
     assert len(list((tmp_path / "demo/manifests/filed").glob("*.json"))) == 2
     status = run(str(tmp_path / "demo/ccat-hpc.sqlite"), "status", "--json")
     files = json.loads(status.stdout)["raw_data_files"]
     assert files["checksummed"]["count"] == 6 and "filed" not in files  # checksum job ran
     assert "6 file(s) in 1 task(s): 1 succeeded" in result.stdout
+    _follow_the_next_steps(result.stdout, tmp_path)
+
+
+def _follow_the_next_steps(printed: str, cwd: Path) -> None:
+    """Run the demo's printed export lines and a few of its commands, as a newcomer would."""
+    steps = printed.split("==> next: go on with the demo's ops-db", 1)[1]
+    exports = [line.strip() for line in steps.splitlines() if line.strip().startswith("export ")]
+    commands = [
+        "ccat-hpc status",
+        "ccat-hpc obs list",
+        "ccat-hpc files show 1",
+        "ccat-hpc job status 1",
+        "ccat-hpc checksum --wait",
+    ]
+    for command in commands:
+        assert command.split()[1] in steps  # the demo suggests it
+        script = "set -e\n" + "\n".join(exports) + f"\n{command}\n"
+        done = subprocess.run(
+            ["bash", "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=300,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        )
+        assert done.returncode == 0, f"{command}: {done.stderr}"

@@ -29,14 +29,8 @@ from ccat_hpc.db.states import JobBatchState, JobTaskState, PhysicalCopyState, R
 from ccat_hpc.executors.base import Executor, SubmittedArray, task_log_path
 from ccat_hpc.executors.local import LocalExecutor
 from ccat_hpc.executors.slurm import SlurmExecutor
-from ccat_hpc.jobs.batches import (
-    BatchSummary,
-    arrays_of,
-    cancel_batch,
-    create_and_submit,
-    tasks_of,
-    wait_for_batch,
-)
+from ccat_hpc.jobs.batches import arrays_of, cancel_batch, create_and_submit, tasks_of
+from ccat_hpc.jobs.tracking import BatchSummary, wait_for_batch
 from ccat_hpc.pipeline.filing import file_manifest
 from ccat_hpc.pipeline.manifest import read_manifest
 from ccat_hpc.sites.schema import SlurmProfile
@@ -189,8 +183,8 @@ def test_cancelled_tasks_are_recorded(
 ) -> None:
     batch_id, _ = submit(jobs_db, executor, tmp_path / "jobs", "sleep", 2, {"seconds": FOREVER})
     wait_for_running(jobs_db, batch_id)
-    cancel_batch(jobs_db[1], batch_id, executor)
-    finish(jobs_db, batch_id, executor)
+    assert cancel_batch(jobs_db[1], batch_id, executor) == JobBatchState.CANCELLED
+    assert finish(jobs_db, batch_id, executor).state == JobBatchState.CANCELLED
     rows = tasks(jobs_db, batch_id)
     assert {t.state for t in rows} == {JobTaskState.CANCELLED}
     assert all(t.reason and "CANCELLED" in t.reason for t in rows)

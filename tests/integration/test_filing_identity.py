@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.models import RawDataFile
 from ccat_hpc.db.session import transaction
-from ccat_hpc.pipeline.filed_files import as_signed64
 from ccat_hpc.pipeline.intake import file_path
+from ccat_hpc.pipeline.source_check import as_signed64
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 from tests.conftest import table_counts
 from tests.integration.test_concurrency import _file_after_barrier
@@ -193,3 +193,32 @@ def test_concurrent_filers_of_one_path_under_different_executions_file_it_once(
         assert status == "filed" or "already filed for execution" in message, message
     counts = table_counts(loaded_factory, "executed_obs_unit", "raw_data_file")
     assert counts == {"executed_obs_unit": 1, "raw_data_file": 3}
+
+
+def test_a_reused_inode_of_a_deleted_filed_file_does_not_block_new_data(
+    loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    first = observe(data_root)
+    assert file_it(loaded_factory, first, tmp_path, "a").status == "filed"
+    root = data_root / LOCATION
+    gone = root / first["files"][0]["path"]
+    gone.unlink()  # deleted on SOURCE without ops-db knowing …
+    new = root / "later/new.g3"
+    new.parent.mkdir()
+    new.write_bytes(b"n" * 100)
+    info = os.stat(new)
+    with transaction(loaded_factory) as session:  # … and the file system gave its inode away
+        holder = session.scalars(
+            select(RawDataFile).filter_by(relative_path=first["files"][0]["path"])
+        ).one()
+        holder.source_device, holder.source_inode = (
+            as_signed64(info.st_dev),
+            as_signed64(info.st_ino),
+        )
+    second = another_execution(first)
+    second["files"] = [{"path": "later/new.g3", "size": 100}]
+    outcome = file_it(loaded_factory, second, tmp_path, "b")
+    assert outcome.status == "filed", outcome.message
+    with loaded_factory() as session:
+        stale = session.get(RawDataFile, holder.id)
+        assert stale is not None and (stale.source_device, stale.source_inode) == (None, None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.models import JobBatch
 from ccat_hpc.db.states import JobBatchState
+from ccat_hpc.executors.base import SubmittedArray
+from ccat_hpc.executors.local import LocalExecutor
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 from tests.integration.test_executors import FOREVER
 
@@ -28,6 +32,7 @@ SPEC = SyntheticObservation("PrimeCam", "280GHz", "ECDFS-deep-001", "chile-sourc
 
 @pytest.fixture
 def ccat(db_url: str, tmp_path: Path) -> Ccat:
+    """`ccat-hpc` as a process, on the test's ops-db, with the local executor."""
     env = dict(
         os.environ,
         CCAT_HPC_DB=db_url,
@@ -46,6 +51,7 @@ def ccat(db_url: str, tmp_path: Path) -> Ccat:
             cwd=tmp_path,
         )
 
+    run.db_url = db_url  # type: ignore[attr-defined]
     return run
 
 
@@ -103,7 +109,7 @@ def test_status_shows_log_files_with_timestamped_lines_and_a_running_batch(
         assert session.scalars(select(JobBatch.state)).one() == JobBatchState.RUNNING
     assert ccat("job", "cancel", "1").returncode == 0
     waited = ccat("job", "wait", "1")
-    assert waited.returncode == 1 and "batch 1: done (1 cancelled)" in waited.stdout
+    assert waited.returncode == 1 and "batch 1: cancelled (1 cancelled)" in waited.stdout
     shown = json.loads(ccat("job", "status", "1", "--json").stdout)
     log = Path(shown["tasks"][0]["log"])
     started = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ task 0 of batch 1 \(sleep\): started on "
@@ -123,7 +129,7 @@ def test_corrupt_files_are_named_by_status_and_checked_again_after_a_repair(
     damaged.write_bytes(b"\0" * len(original))
     checked = ccat("checksum", "--wait")
     assert checked.returncode == 1
-    assert f"corrupt: {manifest['files'][1]['path']}: xxh3-128 on disk is" in checked.stderr
+    assert f"corrupt: {damaged}: xxh3-128 on disk is" in checked.stderr
     assert ccat("checksum").stdout.startswith("nothing to checksum")
 
     text = ccat("status").stdout
@@ -162,9 +168,9 @@ def test_job_commands_submit_follow_and_cancel(
     while "running" not in ccat("job", "status", "2").stdout:
         assert time.monotonic() < deadline
         time.sleep(0.3)
-    assert ccat("job", "cancel", "2").returncode == 0
+    assert ccat("job", "cancel", "2").stdout == "batch 2: cancelled\n"
     waited = ccat("job", "wait", "2")
-    assert waited.returncode == 1 and "batch 2: done (1 cancelled)" in waited.stdout
+    assert waited.returncode == 1 and "batch 2: cancelled (1 cancelled)" in waited.stdout
     missing = ccat("job", "status", "99")
     assert missing.returncode == 4 and "no job batch 99" in missing.stderr
     assert ccat("job", "submit", "noop", "--tasks", "0").returncode == 2
@@ -185,7 +191,7 @@ def test_a_rerun_finishes_what_a_killed_checksum_task_left(
     while not list(task_file.glob("*/task-0.json")) or "pid" not in _task_record(task_file):
         assert time.monotonic() < deadline, "the checksum task never started"
         time.sleep(0.1)
-    os.kill(int(_task_record(task_file)["pid"]), signal.SIGKILL)  # the node dies mid-file
+    _kill_task(int(_task_record(task_file)["pid"]))  # the node dies mid-file
     rerun = ccat("checksum", "--wait", "--json")
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout.splitlines()[0])["files"] == 1  # the big file, its own task
@@ -195,5 +201,92 @@ def test_a_rerun_finishes_what_a_killed_checksum_task_left(
     assert first["state"] == "failed" and "ended without recording an outcome" in first["reason"]
 
 
+def _kill_task(pid: int) -> None:
+    """SIGKILL a checksum task process, after making sure that is what ``pid`` still is."""
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"run" in command and b"checksum" in command, command
+    os.kill(pid, signal.SIGKILL)
+
+
 def _task_record(state_root: Path) -> dict[str, object]:
     return dict(json.loads(next(state_root.glob("*/task-0.json")).read_text()))
+
+
+def _one_big_file(data_root: Path, inbox: Path) -> Path:
+    """A manifest of one sparse 48 GiB file: no disk, but seconds to hash."""
+    manifest = write_observation(dataclasses.replace(SPEC, file_count=0), data_root / SPEC.location)
+    big = data_root / SPEC.location / "big.g3"
+    with big.open("wb") as handle:
+        handle.truncate(48 * 1024**3)
+    manifest["files"] = [{"path": "big.g3", "size": big.stat().st_size}]
+    return drop_manifest(manifest, inbox)
+
+
+def test_a_batch_the_executor_forgot_is_closed_by_a_forced_cancel(
+    ccat: Ccat, loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    assert ccat("file", str(_one_big_file(data_root, tmp_path / "inbox"))).returncode == 0
+    assert ccat("checksum", "--parsable").stdout == "1\n"
+    state_root = tmp_path / "local-jobs"
+    deadline = time.monotonic() + 60
+    while not list(state_root.glob("*/task-0.json")) or "pid" not in _task_record(state_root):
+        assert time.monotonic() < deadline, "the checksum task never started"
+        time.sleep(0.1)
+    _kill_task(int(_task_record(state_root)["pid"]))  # the node is lost …
+    local = LocalExecutor(state_root=state_root)
+    local.cancel([SubmittedArray(next(state_root.iterdir()).name, 0, 1)])  # (its supervisor)
+    shutil.rmtree(state_root)  # … with the executor's state
+    shown = ccat("job", "status", "1")
+    assert shown.returncode == 0 and "job cancel 1 --force" in shown.stderr
+    refused = ccat("job", "cancel", "1")
+    assert refused.returncode == 8 and "internal error" not in refused.stderr
+    forced = ccat("job", "cancel", "1", "--force")
+    assert forced.returncode == 0 and forced.stdout == "batch 1: cancelled\n"
+    listing = json.loads(ccat("files", "list", "--json").stdout)["items"]
+    assert [f["state"] for f in listing] == ["filed"]  # given back, ready for the next run
+
+
+def test_an_interrupted_submission_gives_its_files_back(
+    ccat: Ccat, loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    manifest = write_observation(SPEC, data_root / SPEC.location)
+    assert ccat("file", str(drop_manifest(manifest, tmp_path / "inbox"))).returncode == 0
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sbatch").write_text("#!/bin/sh\nsleep 60\n")  # a batch system that hangs
+    (shim / "sbatch").chmod(0o755)
+    (shim / "scontrol").write_text("#!/bin/sh\necho MaxArraySize=1001\n")
+    (shim / "scontrol").chmod(0o755)
+    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", CCAT_HPC_DB=str(ccat.db_url))
+    command = [sys.executable, "-m", "ccat_hpc", "checksum", "--executor", "slurm"]
+    submitting = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _batch_exists(loaded_factory):
+        assert time.monotonic() < deadline and submitting.poll() is None
+        time.sleep(0.1)
+    submitting.send_signal(signal.SIGTERM)  # e.g. the time limit of sbatch/checksum.sbatch
+    _, err = submitting.communicate(timeout=60)
+    assert submitting.returncode == 143 and "terminated" in err
+    with loaded_factory() as session:
+        batch = session.scalars(select(JobBatch)).one()
+    assert batch.state == JobBatchState.SUBMIT_FAILED and "Terminated" in (
+        batch.failure_reason or ""
+    )
+    listing = json.loads(ccat("files", "list", "--json").stdout)["items"]
+    assert {f["state"] for f in listing} == {"filed"}
+
+
+def _batch_exists(factory: sessionmaker[Session]) -> bool:
+    with factory() as session:
+        return session.scalars(select(JobBatch)).first() is not None
+
+
+def test_running_a_task_that_already_ended_says_so(
+    ccat: Ccat, loaded_factory: sessionmaker[Session]
+) -> None:
+    assert ccat("job", "submit", "noop", "--wait").returncode == 0
+    again = ccat("job", "run", "noop", "--batch", "1", "--task", "0")
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        "error: task 0 of batch 1 is already succeeded: nothing to run (submit the work again)"
+    )

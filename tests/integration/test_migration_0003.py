@@ -11,9 +11,11 @@ from sqlalchemy import Engine, text
 from ccat_hpc.catalog.loader import example_catalog_path, load_catalog_file
 from ccat_hpc.db import migrate
 from ccat_hpc.db.session import make_engine, make_session_factory, transaction
+from ccat_hpc.errors import MigrationRefused
 from ccat_hpc.pipeline.intake import file_path
 from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from tests.integration.test_cli import InProcess, one_line_error
 
 SPEC = SyntheticObservation("PrimeCam", "280GHz", "ECDFS-deep-001", "chile-source-primecam", 3, 10)
 
@@ -48,18 +50,24 @@ def test_upgrade_fills_the_source_location_of_files_filed_before(filed_at_0002: 
     filed_at_0002.dispose()
 
 
-def test_upgrade_stops_on_a_path_filed_twice_and_changes_nothing(filed_at_0002: Engine) -> None:
+def test_upgrade_stops_on_a_path_filed_twice_and_changes_nothing(
+    filed_at_0002: Engine, empty_db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = InProcess(capsys)
     second = uuid.uuid4()  # stored as 32 hex digits on SQLite, as a uuid on PostgreSQL
     _file_one_path_twice(
         filed_at_0002, second.hex if filed_at_0002.dialect.name == "sqlite" else str(second)
     )
     with pytest.raises(
-        RuntimeError,
+        MigrationRefused,
         match="paths filed more than once at one location: "
         r"chile-source-primecam:.*det_000000\.g3 \(2x\)",
     ):
         migrate.upgrade(filed_at_0002)
     assert migrate.current_revision(filed_at_0002) == "0002"
+    refused = run(empty_db_url, "db", "upgrade")  # the operator's view: one line, exit 6
+    assert refused.returncode == 6
+    assert one_line_error(refused).startswith("error: cannot upgrade to 0003: paths filed more")
     filed_at_0002.dispose()
 
 

@@ -196,10 +196,15 @@ def test_sigterm_stops_the_watcher_cleanly(
         env=_wrapper_env(db_url),
     )
     assert watcher.stderr is not None
-    first = watcher.stderr.readline()  # printed once the signal handlers are in place
-    assert " watch: watching " in first and first[:4].isdigit()  # timestamped
-    watcher.send_signal(signal.SIGTERM)
-    _, err = watcher.communicate(timeout=30)
+    try:
+        first = watcher.stderr.readline()  # printed once the signal handlers are in place
+        assert " watch: watching " in first and first[:4].isdigit(), first  # timestamped
+        watcher.send_signal(signal.SIGTERM)
+        _, err = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:  # never leave a watcher behind, whatever failed
+            watcher.kill()
+            watcher.wait(10)
     assert watcher.returncode == 0, err
     assert "stopping after the current manifest" in err and "stopped after" in err
 

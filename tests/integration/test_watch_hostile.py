@@ -213,3 +213,111 @@ def test_filing_any_value_anywhere_is_filed_or_a_manifest_error(
             file_manifest(session, parse_manifest(raw), "0" * 32)
         finally:
             session.rollback()  # keep ops-db as it was for the next example
+
+
+def _one_pass(factory: sessionmaker[Session], inbox: Path) -> Any:
+    from ccat_hpc.pipeline.watcher import watch_once
+
+    warnings: list[str] = []
+    result = watch_once(factory, inbox, stable_seconds=0, warn=warnings.append)
+    return result, warnings
+
+
+def test_a_link_planted_at_the_reason_file_is_never_written_through(
+    loaded_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    inbox, victim = tmp_path / "inbox", tmp_path / "victim.txt"
+    (inbox / "rejected").mkdir(parents=True)
+    victim.write_text("precious")
+    (inbox / "bad.json").write_text("{")
+    (inbox / "rejected/bad.error.txt").symlink_to(victim)
+    result, warnings = _one_pass(loaded_factory, inbox)
+    assert [o.status for o in result.outcomes] == ["rejected"] and warnings == []
+    assert victim.read_text() == "precious"
+    assert (inbox / "rejected/bad.1.json").read_text() == "{"
+    assert (inbox / "rejected/bad.1.error.txt").read_text().startswith("bad.json: invalid JSON")
+
+
+def test_a_rejected_folder_turned_into_a_link_is_not_followed(
+    loaded_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    inbox, elsewhere = tmp_path / "inbox", tmp_path / "elsewhere"
+    inbox.mkdir()
+    elsewhere.mkdir()
+    (inbox / "rejected").symlink_to(elsewhere, target_is_directory=True)
+    (inbox / "bad.json").write_text("{")
+    result, warnings = _one_pass(loaded_factory, inbox)
+    assert result.move_errors == 1 and "cannot move bad.json aside" in warnings[0]
+    assert list(elsewhere.iterdir()) == [] and (inbox / "bad.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda path, other: os.mkfifo(path), "manifest is not a regular file"),
+        (lambda path, other: path.mkdir(), "manifest is not a regular file"),
+        (lambda path, other: path.symlink_to(other), "manifest is a symbolic link, not a file"),
+    ],
+)
+def test_entries_that_are_not_files_are_rejected_not_opened(
+    loaded_factory: sessionmaker[Session], tmp_path: Path, make: Any, reason: str
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    make(inbox / "odd.json", other)
+    result, _ = _one_pass(loaded_factory, inbox)
+    assert [(o.status, o.message) for o in result.outcomes] == [("rejected", reason)]
+    assert os.path.lexists(inbox / "rejected/odd.json") and not os.path.lexists(inbox / "odd.json")
+    assert other.read_text() == "{}"
+
+
+def test_a_manifest_with_a_very_long_name_is_rejected_once(
+    loaded_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    name = "x" * 250 + ".json"
+    (inbox / name).write_text("{")
+    _, warnings = _one_pass(loaded_factory, inbox)
+    assert warnings == [] and (inbox / "rejected" / name).is_file()
+    [reason] = list((inbox / "rejected").glob("*.error.txt"))
+    assert len(reason.name) <= 255 and reason.read_text().startswith(name + ": invalid JSON")
+    assert _one_pass(loaded_factory, inbox)[0].outcomes == []
+
+
+def test_odd_manifest_names_stay_one_line_in_logs_and_reasons(
+    capsys: pytest.CaptureFixture[str],
+    loaded_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "two\nlines.json").write_text("{")
+    code, _, err = run_cli(
+        capsys, "--db", db_url, "watch", str(inbox), "--once", "--stable-seconds", "0"
+    )
+    assert code == 0
+    assert next(line for line in err.splitlines() if "rejected" in line).endswith(
+        "rejected 'two\\nlines.json': invalid JSON at line 1 column 2: Expecting property name "
+        "enclosed in double quotes"
+    )
+    [reason] = list((inbox / "rejected").glob("*.error.txt"))
+    assert reason.read_text().count("\n") == 1
+
+
+def test_filing_a_fixed_manifest_keeps_unrelated_rejections_of_the_same_name(
+    loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    unrelated = write_observation(SPEC, data_root / SPEC.location)
+    unrelated["instrument"] = "NoCam"
+    drop_manifest(unrelated, inbox, "obs")
+    _one_pass(loaded_factory, inbox)
+    good = write_observation(SPEC, data_root / SPEC.location)
+    drop_manifest(good, inbox, "obs")
+    result, _ = _one_pass(loaded_factory, inbox)
+    assert [o.status for o in result.outcomes] == ["filed"]
+    assert (inbox / "rejected/obs.json").is_file()  # another execution: kept

@@ -235,3 +235,15 @@ def test_the_supervisor_refuses_a_tampered_kind(tmp_path: Path) -> None:
     with pytest.raises(InvalidArrayJob):
         Runner(spec_path.parent)
     assert not task_file(spec_path.parent, 0).exists()
+
+
+def test_the_tasks_environment_does_not_stay_on_disk(tmp_path: Path) -> None:
+    """It may hold the ops-db password: the supervisor keeps it in memory only."""
+    secret = "postgresql://ops:Sup3rSecret@db/ops"
+    local = executor(tmp_path)
+    [array] = local.submit(job(tmp_path, 2, {"CCAT_HPC_DB": secret}))
+    wait_until(lambda: local.states([array])[1].final, "end of the array")
+    spec = json.loads((tmp_path / "state" / array.job_id / "spec.json").read_text())
+    assert "environment" not in spec and spec["task_count"] == 2
+    on_disk = [p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert on_disk and not any(b"Sup3rSecret" in data for data in on_disk)

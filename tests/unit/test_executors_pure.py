@@ -29,8 +29,9 @@ from ccat_hpc.executors.slurm import (
     task_status,
 )
 from ccat_hpc.executors.slurm_time import seconds_of
-from ccat_hpc.jobs.batches import profile_for, silent_end
+from ccat_hpc.jobs.batches import profile_for
 from ccat_hpc.jobs.runner import TaskFailure, task_index_from
+from ccat_hpc.jobs.tracking import silent_end
 from ccat_hpc.pipeline.checksum import judge, plan_tasks
 from ccat_hpc.sites.loader import read_site_configs, shipped_site_configs
 from ccat_hpc.sites.schema import SlurmProfile
@@ -234,11 +235,13 @@ def test_checksum_tasks_are_planned_by_bytes() -> None:
 
 
 def test_checksum_outcomes() -> None:
-    assert judge(None, "ab" * 16, None).state == RawDataFileState.CHECKSUMMED
-    assert judge("AB" * 16, "ab" * 16, None).state == RawDataFileState.CHECKSUMMED
-    corrupt = judge("cd" * 16, "ab" * 16, None)
-    assert corrupt.state == RawDataFileState.CORRUPT and "cd" * 16 in (corrupt.reason or "")
-    assert judge("cd" * 16, None, "no such file").state == RawDataFileState.MISSING
+    assert judge("/d/f", None, "ab" * 16).state == RawDataFileState.CHECKSUMMED
+    assert judge("/d/f", "AB" * 16, "ab" * 16).state == RawDataFileState.CHECKSUMMED
+    corrupt = judge("/d/f", "cd" * 16, "ab" * 16)
+    assert corrupt.state == RawDataFileState.CORRUPT
+    assert corrupt.reason == f"/d/f: xxh3-128 on disk is {'ab' * 16}, the manifest says {'cd' * 16}"
+    missing = judge("/d/f", "cd" * 16, None, "no such file")
+    assert (missing.state, missing.reason) == (RawDataFileState.MISSING, "/d/f: no such file")
 
 
 def test_profiles_fall_back_to_default() -> None:

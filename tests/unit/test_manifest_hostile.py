@@ -93,6 +93,13 @@ def test_unknown_keys_with_unstorable_values_are_rejected_too(tmp_path: Path) ->
         parse_manifest(raw)
 
 
+def test_the_reserved_execution_key_is_refused() -> None:
+    raw = good()
+    raw["executed_obs_unit"]["manifest"] = {"x": 1}
+    with pytest.raises(ManifestError, match="executed_obs_unit: 'manifest' is reserved"):
+        parse_manifest(raw)
+
+
 def test_a_fifo_in_place_of_a_manifest_does_not_block(tmp_path: Path) -> None:
     fifo = tmp_path / "waiting.json"
     os.mkfifo(fifo)

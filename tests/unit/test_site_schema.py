@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,19 @@ def test_catalog_file_error_names_file_and_key_without_pydantic_wording(tmp_path
         f"{path}: observing_programs[0]: obs unit 'U': sub_program 'X' is not one of this "
         "program's sub_programs"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &a [*a]\n", "nested too deeply (or a recursive alias)"),
+        ("site: " + "[" * 5000 + "]" * 5000 + "\n", "invalid YAML: nested too deeply"),
+    ],
+)
+def test_recursive_or_absurdly_deep_yaml_is_a_config_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        read_site_configs([path])

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from ccat_hpc.errors import MigrationRefused
+
 revision: str = '0003'
 down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
@@ -95,16 +97,16 @@ def _fill_source_locations() -> None:
         sa.text("SELECT count(*) FROM raw_data_file WHERE source_location_id IS NULL")
     ).scalar_one()
     if orphans:
-        raise RuntimeError(
+        raise MigrationRefused(
             f"{orphans} raw data file(s) have no copy at a SOURCE location; "
             "ops-db needs one per file before this upgrade"
         )
     twice = bind.execute(FILED_TWICE).all()
     if twice:
         shown = ", ".join(f"{name}:{path} ({count}x)" for name, path, count in twice)
-        raise RuntimeError(
-            f"paths filed more than once at one location: {shown}; remove the wrong "
-            "raw data files before this upgrade"
+        raise MigrationRefused(
+            f"cannot upgrade to 0003: paths filed more than once at one location: {shown}; "
+            "remove the wrong raw data files before this upgrade"
         )
 
 
