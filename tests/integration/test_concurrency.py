@@ -23,7 +23,24 @@ def _file_after_barrier(url: str, path: str, barrier: object, results: object) -
     factory = make_session_factory(make_engine(url))
     barrier.wait()  # type: ignore[attr-defined]
     outcome = file_path(factory, Path(path))
-    results.put((outcome.status, outcome.message))  # type: ignore[attr-defined]
+    results.put((outcome.status.value, outcome.message))  # type: ignore[attr-defined]
+
+
+def file_at_once(db_url: str, paths: list[Path]) -> list[tuple[str, str]]:
+    """File each manifest in a process of its own, all released at the same moment;
+    returns every (status, message)."""
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(len(paths)), context.Queue()
+    processes = [
+        context.Process(target=_file_after_barrier, args=(db_url, str(p), barrier, results))
+        for p in paths
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    return [results.get(timeout=5) for _ in paths]
 
 
 def test_parallel_processes_file_exactly_once(
@@ -31,19 +48,8 @@ def test_parallel_processes_file_exactly_once(
 ) -> None:
     manifest = write_observation(SPEC, data_root / SPEC.location)
     path = drop_manifest(manifest, tmp_path, "m")
-    context = multiprocessing.get_context("fork")
     workers = 4
-    barrier, results = context.Barrier(workers), context.Queue()
-    processes = [
-        context.Process(target=_file_after_barrier, args=(db_url, str(path), barrier, results))
-        for _ in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
-    statuses = sorted(results.get(timeout=5)[0] for _ in range(workers))
+    statuses = sorted(status for status, _ in file_at_once(db_url, [path] * workers))
     assert statuses == ["filed"] + ["unchanged"] * (workers - 1)
     counts = table_counts(loaded_factory, "executed_obs_unit", "raw_data_file", "physical_copy")
     assert counts == {"executed_obs_unit": 1, "raw_data_file": 300, "physical_copy": 300}
@@ -70,18 +76,7 @@ def test_parallel_processes_filing_different_manifests_get_distinct_ids(
         drop_manifest(write_observation(SPEC, data_root / SPEC.location), tmp_path, f"m{i}")
         for i in range(workers)
     ]
-    context = multiprocessing.get_context("fork")
-    barrier, results = context.Barrier(workers), context.Queue()
-    processes = [
-        context.Process(target=_file_after_barrier, args=(db_url, str(p), barrier, results))
-        for p in paths
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
-    assert sorted(results.get(timeout=5)[0] for _ in range(workers)) == ["filed"] * workers
+    assert sorted(status for status, _ in file_at_once(db_url, paths)) == ["filed"] * workers
     counts = table_counts(
         loaded_factory, "executed_obs_unit", "raw_data_file", "raw_data_file_physical_copy"
     )

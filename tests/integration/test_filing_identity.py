@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from ccat_hpc.pipeline.intake import file_path
 from ccat_hpc.pipeline.source_check import as_signed64
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 from tests.conftest import table_counts
-from tests.integration.test_concurrency import _file_after_barrier
+from tests.integration.test_concurrency import file_at_once
 
 SPEC = SyntheticObservation("PrimeCam", "280GHz", "ECDFS-deep-001", "chile-source-primecam", 3, 100)
 LOCATION = SPEC.location
@@ -176,18 +175,7 @@ def test_concurrent_filers_of_one_path_under_different_executions_file_it_once(
     workers = 4
     manifests = [first] + [another_execution(first) for _ in range(workers - 1)]
     paths = [drop_manifest(m, tmp_path, f"m{i}") for i, m in enumerate(manifests)]
-    context = multiprocessing.get_context("fork")
-    barrier, results = context.Barrier(workers), context.Queue()
-    processes = [
-        context.Process(target=_file_after_barrier, args=(db_url, str(p), barrier, results))
-        for p in paths
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
-    outcomes = [results.get(timeout=5) for _ in range(workers)]
+    outcomes = file_at_once(db_url, paths)
     assert sorted(status for status, _ in outcomes) == ["filed"] + ["rejected"] * (workers - 1)
     for status, message in outcomes:
         assert status == "filed" or "already filed for execution" in message, message
