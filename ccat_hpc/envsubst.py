@@ -48,17 +48,31 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return result
 
 
+#: more values than any site config or catalog has: YAML aliases can make a small file
+#: expand to billions of values ("billion laughs"), which is refused, not walked
+MAX_VALUES = 200_000
+
+
 def expand_tree(value: Any, env: Mapping[str, str], where: str = "") -> Any:
     """Substitute in every string of a parsed YAML tree; errors name the key path."""
+    return _expand(value, env, where, [MAX_VALUES])
+
+
+def _expand(value: Any, env: Mapping[str, str], where: str, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SubstitutionError(
+            f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?)"
+        )
     if isinstance(value, str):
         try:
             return expand(value, env)
         except SubstitutionError as exc:
             raise SubstitutionError(f"{where or '<top>'}: {exc}") from None
     if isinstance(value, dict):
-        return {k: expand_tree(v, env, _join(where, str(k))) for k, v in value.items()}
+        return {k: _expand(v, env, _join(where, str(k)), budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_tree(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, env, f"{where}[{i}]", budget) for i, v in enumerate(value)]
     return value
 
 

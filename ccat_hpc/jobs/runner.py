@@ -44,6 +44,10 @@ from ccat_hpc.pipeline.tasks import (
 __all__ = ["TaskContext", "TaskFailure", "run_task", "task_index_from"]
 
 
+#: a task may start while its batch is still being recorded as submitted (PENDING)
+RUNNABLE_BATCH_STATES = (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
+
+
 def task_index_from(environ: Mapping[str, str]) -> int:
     """The batch task index: the array piece's offset plus Slurm's array task id."""
     array_id = environ.get("SLURM_ARRAY_TASK_ID")
@@ -80,6 +84,11 @@ def start_task(
             raise NotFoundError(f"no job batch {batch_id}")
         if batch.kind != kind:
             raise TaskFailure(f"batch {batch_id} is a {batch.kind!r} batch, not {kind!r}")
+        if batch.state not in RUNNABLE_BATCH_STATES:
+            raise TaskFailure(
+                f"batch {batch_id} is {batch.state.value}: its tasks do not run any more "
+                "(its work items were given back)"
+            )
         task = _task_row(session, batch_id, task_index)
         if task.state not in (JobTaskState.PENDING, JobTaskState.RUNNING):
             raise TaskFailure(

@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import JobBatch, JobTask, PhysicalCopy, RawDataFile, RawDataFileCheck
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState, JobTaskState, PhysicalCopyState, RawDataFileState
 from ccat_hpc.db.transitions import move
 from ccat_hpc.executors.local import LocalExecutor
-from ccat_hpc.jobs.batches import cancel_batch, create_batch
+from ccat_hpc.jobs.batches import abandon_unsubmitted, cancel_batch, create_batch
 from ccat_hpc.jobs.checksum_batch import RecheckSelection, requeue_selection, submit_checksum
 from ccat_hpc.jobs.runner import give_back, run_task
 from ccat_hpc.jobs.tracking import ABANDONED_AFTER
@@ -31,7 +32,7 @@ from ccat_hpc.pipeline.checksum import (
     release_files,
 )
 from ccat_hpc.pipeline.intake import file_path
-from ccat_hpc.pipeline.tasks import TaskContext
+from ccat_hpc.pipeline.tasks import TaskContext, TaskFailure
 from ccat_hpc.sites.schema import SlurmProfile
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 
@@ -352,3 +353,14 @@ def test_a_task_already_recorded_ended_gives_back_nothing(
     zombie = TaskContext(loaded_factory, first, 0, items, {}, {})
     give_back(loaded_factory, zombie, "checksum")
     assert {state for state, _ in outcomes(loaded_factory).values()} == {F.CHECKSUMMING}
+
+
+def test_tasks_of_a_batch_whose_submission_failed_do_not_run(
+    loaded_factory: sessionmaker[Session], filed: list[Path]
+) -> None:
+    """The batch system may have taken the job just before the submitter was stopped."""
+    batch_id = _claimed_but_never_submitted(loaded_factory)
+    assert abandon_unsubmitted(loaded_factory, "checksum", utcnow() + ABANDONED_AFTER) == 1
+    with pytest.raises(TaskFailure, match=f"batch {batch_id} is submit_failed: its tasks do not"):
+        run_task(loaded_factory, "checksum", batch_id, 0, {"checksum": checksum_task}, {})
+    assert {state for state, _ in outcomes(loaded_factory).values()} == {F.FILED}

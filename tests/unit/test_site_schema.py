@@ -191,6 +191,11 @@ def test_catalog_file_error_names_file_and_key_without_pydantic_wording(tmp_path
     [
         ("a: &a [*a]\n", "nested too deeply (or a recursive alias)"),
         ("site: " + "[" * 5000 + "]" * 5000 + "\n", "invalid YAML: nested too deeply"),
+        (
+            "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 12)),
+            "expands to more than 200,000 values (YAML aliases?)",
+        ),
     ],
 )
 def test_recursive_or_absurdly_deep_yaml_is_a_config_error(
