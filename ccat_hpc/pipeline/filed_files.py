@@ -91,7 +91,9 @@ def same_file_holders(
 
     A holder is compared by looking at its path now, on this machine: a holder whose
     file is gone or replaced (its inode may have been reused by the new file) is not a
-    conflict, and its stale identity is cleared so the database allows the new one.
+    conflict. Its device is cleared, which lets the database take the new file's
+    identity; its inode stays, so the checksum step still finds that whatever is at the
+    holder's path now is not the file that was filed.
     """
     candidates = _holders_of_inodes(
         session, location_id, [as_signed64(i.inode) for i in identities]
@@ -107,9 +109,7 @@ def same_file_holders(
                 stale.append(holder.file_id)
     if stale:
         session.execute(
-            update(RawDataFile)
-            .where(RawDataFile.id.in_(stale))
-            .values(source_device=None, source_inode=None)
+            update(RawDataFile).where(RawDataFile.id.in_(stale)).values(source_device=None)
         )
     return found
 

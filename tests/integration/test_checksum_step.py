@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.base import utcnow
@@ -364,3 +364,20 @@ def test_tasks_of_a_batch_whose_submission_failed_do_not_run(
     with pytest.raises(TaskFailure, match=f"batch {batch_id} is submit_failed: its tasks do not"):
         run_task(loaded_factory, "checksum", batch_id, 0, {"checksum": checksum_task}, {})
     assert {state for state, _ in outcomes(loaded_factory).values()} == {F.FILED}
+
+
+def test_a_file_whose_inode_went_to_another_is_still_told_from_a_newcomer(
+    loaded_factory: sessionmaker[Session], filed: list[Path], tmp_path: Path
+) -> None:
+    """Filed, deleted, its inode given to a new file that is filed too, then another file
+    put at its old path: that one is not the file that was filed."""
+    with transaction(loaded_factory) as session:  # as filing does when it finds the inode reused
+        session.execute(
+            update(RawDataFile).where(RawDataFile.name == filed[0].name).values(source_device=None)
+        )
+    newcomer = tmp_path / "newcomer.g3"
+    newcomer.write_bytes(b"n" * 100)  # made while the filed file exists: another inode
+    os.replace(newcomer, filed[0])
+    run_batch(loaded_factory)
+    state, reason = outcomes(loaded_factory)[filed[0].name]
+    assert state == F.CORRUPT and NOT_THE_FILED_FILE in (reason or "")

@@ -51,8 +51,9 @@ class RawDataFile(IdMixin, ChecksumMixin, CreatedMixin, Base):
 
     A file on SOURCE storage is filed once: its path at its SOURCE location is unique,
     and so is what it is on disk (device and inode), so neither a second manifest nor a
-    link under another name can file the same bytes twice. The device and inode are
-    cleared when the SOURCE copy is deleted (the inode may then be reused).
+    link under another name can file the same bytes twice. The device is cleared when
+    the file is found gone from SOURCE (its inode number may be reused by a new file);
+    the inode stays, for the checksum step to tell the filed file from another.
     """
 
     __tablename__ = "raw_data_file"
