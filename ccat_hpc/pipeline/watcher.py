@@ -114,40 +114,53 @@ def _place(folder: Path) -> Path:
     return folder
 
 
+def fitting_name(base: str, suffix: str) -> str:
+    """``base + suffix``, its base shortened (with a hash of the whole) to fit a file name."""
+    name = base + suffix
+    raw = base.encode("utf-8", "surrogateescape")
+    if len(raw) + len(suffix.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = xxhash.xxh3_64_hexdigest(raw)
+    short = raw[: MAX_NAME_BYTES - len(suffix.encode()) - len(digest) - 1]
+    return short.decode("utf-8", "ignore") + f"~{digest}" + suffix
+
+
 def free_base(directory: Path, stem: str, suffixes: tuple[str, ...]) -> str:
-    """``stem``, or ``stem.N``, such that no ``base + suffix`` exists (not even as a link)."""
+    """``stem``, or ``stem.N``, such that no ``fitting_name(base, suffix)`` exists (not
+    even as a link)."""
     base, counter = stem, 1
-    while any(os.path.lexists(directory / f"{base}{suffix}") for suffix in suffixes):
+    while any(os.path.lexists(directory / fitting_name(base, s)) for s in suffixes):
         base, counter = f"{stem}.{counter}", counter + 1
     return base
 
 
 def _move(path: Path, directory: Path) -> Path:
     folder = _place(directory)
-    target = folder / (free_base(folder, path.stem, (path.suffix,)) + path.suffix)
+    target = folder / fitting_name(free_base(folder, path.stem, (".json",)), ".json")
     os.replace(path, target)
     return target
 
 
 def reason_file_name(base: str) -> str:
-    """``BASE.error.txt``, shortened (with a hash of the whole) to fit a file name."""
-    name = base + ERROR_SUFFIX
-    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
-        return name
-    digest = xxhash.xxh3_64_hexdigest(base.encode("utf-8", "surrogateescape"))
-    short = base.encode("utf-8", "surrogateescape")[: MAX_NAME_BYTES - 40]
-    return short.decode("utf-8", "ignore") + f"~{digest}" + ERROR_SUFFIX
+    """``BASE.error.txt`` (shortened to fit a file name)."""
+    return fitting_name(base, ERROR_SUFFIX)
 
 
 def _reject(path: Path, message: str) -> None:
+    """Write the reason beside a free name in rejected/, then move the manifest there
+    (the reason goes again when the move fails)."""
     folder = _place(path.parent / REJECTED_DIR)
     base = free_base(folder, path.stem, (".json", ERROR_SUFFIX))
     reason = f"{shown_name(path.name)}: {one_line(message)}\n".encode()
+    reason_file = folder / reason_file_name(base)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(folder / reason_file_name(base), flags, 0o644)
-    with os.fdopen(fd, "wb") as handle:
+    with os.fdopen(os.open(reason_file, flags, 0o644), "wb") as handle:
         handle.write(reason)
-    os.replace(path, folder / f"{base}.json")
+    try:
+        os.replace(path, folder / fitting_name(base, ".json"))
+    except OSError:
+        _remove(reason_file)
+        raise
 
 
 def _forget_rejection(path: Path, execution_id: str) -> None:
@@ -157,7 +170,7 @@ def _forget_rejection(path: Path, execution_id: str) -> None:
     counter = 0
     while True:
         base = path.stem if counter == 0 else f"{path.stem}.{counter}"
-        copy = rejected / f"{base}.json"
+        copy = rejected / fitting_name(base, ".json")
         if not os.path.lexists(copy) and counter > 0:
             return
         if _names_execution(copy, execution_id):

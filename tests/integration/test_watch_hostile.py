@@ -273,18 +273,25 @@ def test_entries_that_are_not_files_are_rejected_not_opened(
     assert other.read_text() == "{}"
 
 
-def test_a_manifest_with_a_very_long_name_is_rejected_once(
-    loaded_factory: sessionmaker[Session], tmp_path: Path
+def test_manifests_with_very_long_names_are_moved_aside_every_time(
+    loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    name = "x" * 250 + ".json"
-    (inbox / name).write_text("{")
-    _, warnings = _one_pass(loaded_factory, inbox)
-    assert warnings == [] and (inbox / "rejected" / name).is_file()
-    [reason] = list((inbox / "rejected").glob("*.error.txt"))
-    assert len(reason.name) <= 255 and reason.read_text().startswith(name + ": invalid JSON")
-    assert _one_pass(loaded_factory, inbox)[0].outcomes == []
+    name = "x" * 250 + ".json"  # 255 bytes: the longest name there is
+    for attempt in range(3):
+        (inbox / name).write_text("{")
+        result, warnings = _one_pass(loaded_factory, inbox)
+        assert warnings == [] and [o.status for o in result.outcomes] == ["rejected"], attempt
+    rejected = sorted((inbox / "rejected").iterdir())
+    assert len(rejected) == 6 and all(len(p.name.encode()) <= 255 for p in rejected)
+    reasons = [p for p in rejected if p.name.endswith(".error.txt")]
+    assert all(r.read_text().startswith(name + ": invalid JSON") for r in reasons)
+    for _ in range(2):  # the same long name filed twice: both land in filed/
+        manifest = write_observation(SPEC, data_root / SPEC.location)
+        (inbox / ("y" * 250 + ".json")).write_text(json.dumps(manifest))
+        assert [o.status for o in _one_pass(loaded_factory, inbox)[0].outcomes] == ["filed"]
+    assert len(list((inbox / "filed").iterdir())) == 2 and not list(inbox.glob("*.json"))
 
 
 def test_odd_manifest_names_stay_one_line_in_logs_and_reasons(
