@@ -13,24 +13,34 @@ from pydantic_core import ErrorDetails
 
 from ccat_hpc.envsubst import SubstitutionError, expand_tree
 from ccat_hpc.errors import ConfigError
+from ccat_hpc.text import one_line
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def read_yaml(path: Path) -> Any:
+    """A config file's YAML, or one ConfigError line naming the file (and line)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     try:
         return yaml.safe_load(text)
     except RecursionError:
         raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
+    except ValueError:  # a number with thousands of digits
+        raise ConfigError(f"{path}: invalid YAML: a number has too many digits") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        raise ConfigError(_yaml_error_line(path, exc)) from None
+
+
+def _yaml_error_line(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return one_line(f"{where}: invalid YAML: {problem}")
 
 
 def format_location(loc: tuple[int | str, ...]) -> str:

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import Base
@@ -36,12 +36,15 @@ def move(
     ids: Sequence[Any],
     expected: enum.StrEnum | Iterable[enum.StrEnum],
     new: enum.StrEnum,
+    *,
+    only: Sequence[ColumnElement[bool]] = (),
     **values: Any,
 ) -> list[Any]:
     """Move the rows of ``ids`` that are in an ``expected`` state to ``new``; return their ids.
 
-    ``values`` are set on the moved rows too (the same for all). Objects of these rows
-    loaded in ``session`` see the new values. The caller owns the transaction.
+    ``only`` adds conditions a row must meet too (e.g. who holds its claim). ``values``
+    are set on the moved rows (the same for all). Objects of these rows loaded in
+    ``session`` see the new values. The caller owns the transaction.
     """
     states = _expected_states(expected)
     for state in states:
@@ -51,7 +54,7 @@ def move(
     for start in range(0, len(ids), CHUNK):
         statement = (
             update(model)
-            .where(table_id.in_(ids[start : start + CHUNK]), state_column.in_(states))
+            .where(table_id.in_(ids[start : start + CHUNK]), state_column.in_(states), *only)
             .values(state=new, **values)
             .returning(table_id)
             .execution_options(synchronize_session="fetch")

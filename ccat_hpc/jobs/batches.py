@@ -134,7 +134,7 @@ def _submit_failed(factory: sessionmaker[Session], batch_id: int, reason: str) -
         batch = get_batch(session, batch_id)
         if move_row(session, batch, JobBatchState.SUBMIT_FAILED, failure_reason=reason):
             for task in batch.tasks:
-                release_items(session, batch.kind, task.items)
+                release_items(session, batch.kind, task.items, batch.id)
 
 
 def create_and_submit(
@@ -231,7 +231,7 @@ def _close_without_executor(factory: sessionmaker[Session], batch_id: int, why: 
             if task.state in OPEN_TASK_STATES and move_row(
                 session, task, JobTaskState.CANCELLED, reason=reason, finished_at=utcnow()
             ):
-                release_items(session, batch.kind, task.items)
+                release_items(session, batch.kind, task.items, batch.id)
         if batch.state in (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING):
             move_row(
                 session, batch, JobBatchState.CANCELLED, finished_at=utcnow(), failure_reason=reason

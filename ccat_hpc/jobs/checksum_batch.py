@@ -25,6 +25,7 @@ from ccat_hpc.jobs.tracking import track_unfinished
 from ccat_hpc.pipeline.checksum import (
     DEFAULT_BYTES_PER_TASK,
     RECHECKABLE_STATES,
+    assign_claims,
     claim_files,
     files_to_checksum,
     plan_tasks,
@@ -70,6 +71,7 @@ def submit_checksum(
             site_name=site_name,
         )
         batch_id = batch.id
+        assign_claims(session, [file_id for file_id, _ in claimed], batch_id)
     submit_batch(factory, batch_id, executor, environment)
     return ChecksumSubmission(batch_id, [file_id for file_id, _ in claimed], len(tasks))
 

@@ -41,8 +41,8 @@ class JobKind:
     other_ranks: Callable[[Intracomm], None] | None = None
     #: raises InvalidJob for parameters the kind does not take (checked at submit time)
     check_parameters: ParameterCheck = _no_parameters
-    #: gives back claimed items of a task that ended without recording them
-    release: Callable[[Session, Sequence[Any]], int] | None = None
+    #: gives back the items a batch holds, of a task that ended without recording them
+    release: Callable[[Session, Sequence[Any], int], int] | None = None
     #: whether `ccat-hpc job submit` may submit it (kinds with claimed items may not)
     submittable: bool = True
 
@@ -125,10 +125,10 @@ def checksum(context: TaskContext) -> dict[str, Any]:
     return checksum_task(context)
 
 
-def _release_checksum(session: Session, items: Sequence[Any]) -> int:
+def _release_checksum(session: Session, items: Sequence[Any], batch_id: int) -> int:
     from ccat_hpc.pipeline.checksum import release_files
 
-    return release_files(session, items)
+    return release_files(session, items, batch_id)
 
 
 def job_kinds() -> dict[str, JobKind]:
@@ -149,9 +149,10 @@ def job_kind(name: str) -> JobKind:
     return kind
 
 
-def release_items(session: Session, kind: str, items: Sequence[Any]) -> int:
-    """Give back the claimed items of a task of ``kind`` that ended without its outcome."""
+def release_items(session: Session, kind: str, items: Sequence[Any], batch_id: int) -> int:
+    """Give back the items ``batch_id`` holds, of a task of ``kind`` that ended without its
+    outcome."""
     known = job_kinds().get(kind)
     if known is None or known.release is None or not items:
         return 0
-    return known.release(session, items)
+    return known.release(session, items, batch_id)

@@ -85,9 +85,10 @@ def start_task(
         if batch.kind != kind:
             raise TaskFailure(f"batch {batch_id} is a {batch.kind!r} batch, not {kind!r}")
         if batch.state not in RUNNABLE_BATCH_STATES:
+            given_back = "" if batch.state == JobBatchState.DONE else ", its work given back"
             raise TaskFailure(
-                f"batch {batch_id} is {batch.state.value}: its tasks do not run any more "
-                "(its work items were given back)"
+                f"batch {batch_id} is {batch.state.value}: its tasks do not run any more"
+                f"{given_back} (submit the work again)"
             )
         task = _task_row(session, batch_id, task_index)
         if task.state not in (JobTaskState.PENDING, JobTaskState.RUNNING):
@@ -140,7 +141,7 @@ def finish_task(
             exit_code=exit_code,
         )
         if state != JobTaskState.SUCCEEDED:
-            release_items(session, kind, context.items)
+            release_items(session, kind, context.items, context.batch_id)
 
 
 def give_back(factory: sessionmaker[Session], context: TaskContext, kind: str) -> None:
@@ -154,7 +155,7 @@ def give_back(factory: sessionmaker[Session], context: TaskContext, kind: str) -
     with transaction(factory) as session:
         task = _task_row(session, context.batch_id, context.task_index)
         if task.state == JobTaskState.RUNNING:
-            release_items(session, kind, context.items)
+            release_items(session, kind, context.items, context.batch_id)
 
 
 @contextlib.contextmanager

@@ -113,7 +113,7 @@ def _record_silent_end(session: Session, kind: str, task: JobTask, report: TaskR
         executor_state=report.status.value,
         exit_code=report.exit_code,
     ):
-        release_items(session, kind, task.items)
+        release_items(session, kind, task.items, task.batch_id)
 
 
 def _advance_batch(session: Session, batch: JobBatch) -> None:

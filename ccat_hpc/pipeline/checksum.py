@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
@@ -99,7 +99,8 @@ def files_to_checksum(session: Session) -> list[tuple[int, int]]:
 
 
 def claim_files(session: Session, files: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Claim FILED files for one batch (→ CHECKSUMMING); returns those this caller got."""
+    """Claim FILED files (→ CHECKSUMMING); returns those this caller got. The caller names
+    the batch that holds them with :func:`assign_claims` in the same transaction."""
     got = set(
         move(
             session,
@@ -112,12 +113,32 @@ def claim_files(session: Session, files: Sequence[tuple[int, int]]) -> list[tupl
     return [(file_id, size) for file_id, size in files if file_id in got]
 
 
-def release_files(session: Session, file_ids: Sequence[Any]) -> int:
-    """Give claimed files without an outcome back (CHECKSUMMING → FILED); returns how many."""
-    ids = [int(i) for i in file_ids]
-    return len(
-        move(session, RawDataFile, ids, RawDataFileState.CHECKSUMMING, RawDataFileState.FILED)
+def assign_claims(session: Session, file_ids: Sequence[int], batch_id: int) -> None:
+    """Name the batch holding these freshly claimed files: only its tasks record them."""
+    session.execute(
+        update(RawDataFile)
+        .where(RawDataFile.id.in_(file_ids), RawDataFile.claimed_by_batch_id.is_(None))
+        .values(claimed_by_batch_id=batch_id)
     )
+
+
+def _held_by(batch_id: int) -> ColumnElement[bool]:
+    return RawDataFile.claimed_by_batch_id == batch_id
+
+
+def release_files(session: Session, file_ids: Sequence[Any], batch_id: int) -> int:
+    """Give back files ``batch_id`` holds without an outcome (CHECKSUMMING → FILED)."""
+    ids = [int(i) for i in file_ids]
+    moved = move(
+        session,
+        RawDataFile,
+        ids,
+        RawDataFileState.CHECKSUMMING,
+        RawDataFileState.FILED,
+        only=[_held_by(batch_id)],
+        claimed_by_batch_id=None,
+    )
+    return len(moved)
 
 
 def requeue_for_check(session: Session, file_ids: Sequence[int]) -> int:
@@ -196,8 +217,8 @@ class Target:
         return str(Path(self.root) / self.relative_path) if self.root else self.relative_path
 
 
-def load_targets(session: Session, file_ids: Sequence[int]) -> list[Target]:
-    """The claimed (CHECKSUMMING) files among ``file_ids`` with their SOURCE copy (one query)."""
+def load_targets(session: Session, file_ids: Sequence[int], batch_id: int) -> list[Target]:
+    """The files among ``file_ids`` that ``batch_id`` holds, with their SOURCE copy (one query)."""
     rows = session.execute(
         select(
             RawDataFile.id,
@@ -216,7 +237,11 @@ def load_targets(session: Session, file_ids: Sequence[int]) -> list[Target]:
                 RawDataFilePhysicalCopy.data_location_id == RawDataFile.source_location_id,
             ),
         )
-        .where(RawDataFile.id.in_(file_ids), RawDataFile.state == RawDataFileState.CHECKSUMMING)
+        .where(
+            RawDataFile.id.in_(file_ids),
+            RawDataFile.state == RawDataFileState.CHECKSUMMING,
+            _held_by(batch_id),
+        )
     ).all()
     targets = {row[0]: Target(*row) for row in rows}
     return [targets[i] for i in file_ids if i in targets]
@@ -258,12 +283,13 @@ def _problem_outcome(target: Target, problem: SourceProblem) -> FileOutcome:
 
 
 def record_outcomes(
-    session: Session, outcomes: Sequence[tuple[Target, FileOutcome]], batch_id: int | None
+    session: Session, outcomes: Sequence[tuple[Target, FileOutcome]], batch_id: int
 ) -> None:
     """Record a group of outcomes: file and copy states, reasons, history (caller commits).
 
-    Only files still claimed (CHECKSUMMING) are recorded; one released meanwhile is left
-    to the batch that claims it next.
+    Only files ``batch_id`` still holds are recorded: one given back meanwhile (its task
+    was declared dead, its batch cancelled) belongs to whichever batch claims it next,
+    so no file is ever recorded twice.
     """
     now = utcnow()
     for state, group in _by_state(outcomes).items():
@@ -274,6 +300,8 @@ def record_outcomes(
                 [t.file_id for t, _ in group],
                 RawDataFileState.CHECKSUMMING,
                 state,
+                only=[_held_by(batch_id)],
+                claimed_by_batch_id=None,
             )
         )
         kept = [(t, o) for t, o in group if t.file_id in moved]
@@ -295,7 +323,7 @@ def _record_group(
     state: RawDataFileState,
     group: Sequence[tuple[Target, FileOutcome]],
     now: Any,
-    batch_id: int | None,
+    batch_id: int,
 ) -> None:
     verified = state == RawDataFileState.CHECKSUMMED
     file_values = [
@@ -326,7 +354,7 @@ def _history_rows(
     state: RawDataFileState,
     group: Sequence[tuple[Target, FileOutcome]],
     now: Any,
-    batch_id: int | None,
+    batch_id: int,
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -375,7 +403,7 @@ def checksum_task(context: TaskContext) -> dict[str, Any]:
     stay claimed until the runner gives them back.
     """
     with context.factory() as session:
-        targets = load_targets(session, [int(i) for i in context.items])
+        targets = load_targets(session, [int(i) for i in context.items], context.batch_id)
     hasher = Hasher(context.stop)
     recorder = OutcomeRecorder(context)
     try:

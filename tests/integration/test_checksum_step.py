@@ -25,6 +25,7 @@ from ccat_hpc.jobs.runner import give_back, run_task
 from ccat_hpc.jobs.tracking import ABANDONED_AFTER
 from ccat_hpc.pipeline import checksum
 from ccat_hpc.pipeline.checksum import (
+    assign_claims,
     checksum_task,
     claim_files,
     files_to_checksum,
@@ -68,6 +69,7 @@ def run_batch(
             working_dir=Path(".").resolve(),
         )
         batch_id = batch.id
+        assign_claims(session, [file_id for file_id, _ in claimed], batch_id)
     codes = [
         run_task(factory, "checksum", batch_id, index, {"checksum": checksum_task}, {})
         for index in range(len(plan))
@@ -291,6 +293,7 @@ def _claimed_but_never_submitted(factory: sessionmaker[Session]) -> int:
             profile=SlurmProfile(),
             working_dir=Path(".").resolve(),
         )
+        assign_claims(session, [file_id for file_id, _ in claimed], batch.id)
         return batch.id
 
 
@@ -347,7 +350,7 @@ def test_a_task_already_recorded_ended_gives_back_nothing(
         task = session.scalars(select(JobTask).filter_by(batch_id=first)).one()
         items = list(task.items)
         move(session, JobTask, [task.id], JobTaskState.PENDING, JobTaskState.FAILED)
-        release_files(session, items)  # what the tracker does for a task that died
+        release_files(session, items, first)  # what the tracker does for a task that died
     second = _claimed_but_never_submitted(loaded_factory)
     assert second != first
     zombie = TaskContext(loaded_factory, first, 0, items, {}, {})
@@ -381,3 +384,23 @@ def test_a_file_whose_inode_went_to_another_is_still_told_from_a_newcomer(
     run_batch(loaded_factory)
     state, reason = outcomes(loaded_factory)[filed[0].name]
     assert state == F.CORRUPT and NOT_THE_FILED_FILE in (reason or "")
+
+
+def test_a_task_of_a_batch_closed_under_it_records_nothing(
+    loaded_factory: sessionmaker[Session], filed: list[Path]
+) -> None:
+    """An operator forced a batch closed while its task still ran; the files went to a
+    new batch. The old task's outcomes must not be recorded: each file is checked once."""
+    first = _claimed_but_never_submitted(loaded_factory)
+    with transaction(loaded_factory) as session:  # what job cancel --force does
+        task = session.scalars(select(JobTask).filter_by(batch_id=first)).one()
+        items = list(task.items)
+        release_files(session, items, first)
+    second = _claimed_but_never_submitted(loaded_factory)
+    context = TaskContext(loaded_factory, first, 0, items, {}, {})
+    assert checksum_task(context) == {"checksummed": 0, "corrupt": 0, "missing": 0, "bytes": 0}
+    assert {state for state, _ in outcomes(loaded_factory).values()} == {F.CHECKSUMMING}
+    with loaded_factory() as session:
+        holders = set(session.scalars(select(RawDataFile.claimed_by_batch_id)))
+        assert holders == {second}
+        assert session.scalars(select(RawDataFileCheck)).first() is None

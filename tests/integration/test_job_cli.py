@@ -19,7 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.models import JobBatch
+from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState
+from ccat_hpc.db.transitions import move_row
 from ccat_hpc.executors.base import SubmittedArray
 from ccat_hpc.executors.local import LocalExecutor
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
@@ -287,6 +289,14 @@ def test_running_a_task_that_already_ended_says_so(
     assert ccat("job", "submit", "noop", "--wait").returncode == 0
     again = ccat("job", "run", "noop", "--batch", "1", "--task", "0")
     assert again.returncode == 1
+    assert again.stderr.strip() == (
+        "error: batch 1 is done: its tasks do not run any more (submit the work again)"
+    )
+    with transaction(loaded_factory) as session:  # a task record alone, its batch still open
+        batch = session.get(JobBatch, 1)
+        assert batch is not None
+        move_row(session, batch, JobBatchState.SUBMITTED)
+    again = ccat("job", "run", "noop", "--batch", "1", "--task", "0")
     assert again.stderr.strip() == (
         "error: task 0 of batch 1 is already succeeded: nothing to run (submit the work again)"
     )

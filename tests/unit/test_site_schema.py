@@ -191,6 +191,8 @@ def test_catalog_file_error_names_file_and_key_without_pydantic_wording(tmp_path
     [
         ("a: &a [*a]\n", "nested too deeply (or a recursive alias)"),
         ("site: " + "[" * 5000 + "]" * 5000 + "\n", "invalid YAML: nested too deeply"),
+        ("site: {name: " + "9" * 5000 + "}\n", "invalid YAML: a number has too many digits"),
+        ("site: {name: a\x00b}\n", "invalid YAML: unacceptable character #x0000"),
         (
             "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
             + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 12)),
@@ -203,5 +205,13 @@ def test_recursive_or_absurdly_deep_yaml_is_a_config_error(
 ) -> None:
     path = tmp_path / "site.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=re.escape(message)):
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        read_site_configs([path])
+    assert "\n" not in str(caught.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_bytes(b"\xff\xfe\x00s")  # UTF-16, as some editors save
+    with pytest.raises(ConfigError, match=r"site\.yaml: not UTF-8 text"):
         read_site_configs([path])

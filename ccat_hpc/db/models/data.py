@@ -84,6 +84,8 @@ class RawDataFile(IdMixin, ChecksumMixin, CreatedMixin, Base):
     raw_data_package_id: Mapped[int | None] = mapped_column(
         ForeignKey("raw_data_package.id"), index=True
     )
+    #: the job batch whose task works on the file now (state CHECKSUMMING): only it records
+    claimed_by_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     extra_metadata: Mapped[dict[str, Any] | None]
     executed_obs_unit: Mapped[ExecutedObsUnit] = relationship(back_populates="raw_data_files")

@@ -6,7 +6,8 @@ this revision from their SOURCE copy (their device and inode stay unknown), and 
 unique constraints. A database that already holds a path filed twice at one location
 is not changed: the upgrade stops and names the paths to resolve first.
 
-raw_data_file_check keeps every checksum outcome of a file (re-checks add rows).
+raw_data_file_check keeps every checksum outcome of a file (re-checks add rows), and
+raw_data_file.claimed_by_batch_id names the job batch working on a file.
 The new state values (raw data file "checksumming", job batch "running") need no
 schema change: states are stored as plain strings.
 
@@ -49,6 +50,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('source_location_id', BIGINT, nullable=True))
         batch_op.add_column(sa.Column('source_device', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('source_inode', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('claimed_by_batch_id', BIGINT, nullable=True))
+        batch_op.create_index(batch_op.f('ix_raw_data_file_claimed_by_batch_id'), ['claimed_by_batch_id'], unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_raw_data_file_claimed_by_batch_id'), 'job_batch', ['claimed_by_batch_id'], ['id'])
     _fill_source_locations()
     with op.batch_alter_table('raw_data_file', schema=None) as batch_op:
         batch_op.alter_column('source_location_id', existing_type=BIGINT, nullable=False)
@@ -112,6 +116,9 @@ def _fill_source_locations() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('raw_data_file', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_raw_data_file_claimed_by_batch_id'), type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_raw_data_file_claimed_by_batch_id'))
+        batch_op.drop_column('claimed_by_batch_id')
         batch_op.drop_constraint(batch_op.f('fk_raw_data_file_source_location_id'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('uq_raw_data_file_source_location_id_relative_path'), type_='unique')
         batch_op.drop_constraint('uq_raw_data_file_source_identity', type_='unique')
