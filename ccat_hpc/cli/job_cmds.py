@@ -182,7 +182,10 @@ def _track(app: AppContext, batch_id: int) -> str | None:
     try:
         track_batch(app.sessions(), batch_id, make_named_executor(executor_of(app, batch_id)))
     except ExecutorError as exc:
-        closing = f"`ccat-hpc job cancel {batch_id} --force` closes it"
+        closing = (
+            f"if the batch system has lost it, `ccat-hpc job cancel {batch_id} --force` "
+            "closes it (tasks of it still running then record nothing)"
+        )
         return f"could not ask the executor ({exc}); {closing}"
     return None
 
