@@ -57,9 +57,26 @@ class Holder:
     """A filed file at the location, as recorded: who may hold a file on disk."""
 
     file_id: int
+    device: int | None
     inode: int
+    mtime_ns: int | None
     path: str
     execution: str
+
+    def recorded_as(self, identity: FileIdentity) -> bool:
+        """Whether ``identity`` is what was recorded for this file when it was filed."""
+        return (self.device, self.inode, self.mtime_ns) == (
+            as_signed64(identity.device),
+            as_signed64(identity.inode),
+            identity.mtime_ns,
+        )
+
+    def place_recorded(self, identity: FileIdentity) -> bool:
+        """Whether ``identity`` has this file's recorded device and inode (not its mtime)."""
+        return (self.device, self.inode) == (
+            as_signed64(identity.device),
+            as_signed64(identity.inode),
+        )
 
 
 def _holders_of_inodes(
@@ -70,7 +87,9 @@ def _holders_of_inodes(
         rows = session.execute(
             select(
                 RawDataFile.id,
+                RawDataFile.source_device,
                 RawDataFile.source_inode,
+                RawDataFile.source_mtime_ns,
                 RawDataFile.relative_path,
                 RawDataFile.executed_obs_unit_id,
             ).where(
@@ -78,40 +97,50 @@ def _holders_of_inodes(
                 RawDataFile.source_inode.in_(chunk),
             )
         )
-        for file_id, inode, path, execution in rows:
+        for file_id, device, inode, mtime_ns, path, execution in rows:
             if inode is not None:
-                found[inode].append(Holder(file_id, inode, path, str(execution)))
+                holder = Holder(file_id, device, inode, mtime_ns, path, str(execution))
+                found[inode].append(holder)
     return found
 
 
 def same_file_holders(
     session: Session, tree: SourceTree, location_id: int, identities: Sequence[FileIdentity]
-) -> dict[FileIdentity, Holder]:
-    """For each file on disk, a filed file that is that same file *now*.
+) -> dict[tuple[int, int], Holder]:
+    """For each file on disk (by device and inode), a filed file that is that same file.
 
-    A holder is compared by looking at its path now, on this machine: a holder whose
-    file is gone or replaced (its inode may have been reused by the new file) is not a
-    conflict. Its device is cleared, which lets the database take the new file's
-    identity; its inode stays, so the checksum step still finds that whatever is at the
-    holder's path now is not the file that was filed.
+    It is the same file when it has exactly the device, inode and modification time
+    recorded for the filed one, wherever that one's path points now (a folder moved
+    for a moment changes nothing), or when the filed one's path leads to it now (a
+    network file system may show another device number on this machine). A file with
+    the recorded device and inode but another modification time is a new file that
+    was given the number of a filed file gone from disk: not a conflict, and the gone
+    file's device is cleared so the database takes the new one (its inode stays, for
+    the checksum step to tell whatever is at its path now from the filed file).
     """
     candidates = _holders_of_inodes(
         session, location_id, [as_signed64(i.inode) for i in identities]
     )
-    found: dict[FileIdentity, Holder] = {}
+    found: dict[tuple[int, int], Holder] = {}
     stale: list[int] = []
     for identity in identities:
         for holder in candidates.get(as_signed64(identity.inode), []):
-            now = tree.identity_now(holder.path)
-            if now == identity:
-                found[identity] = holder
-            elif now is None or as_signed64(now.inode) != holder.inode:
+            if _same_file(tree, holder, identity):
+                found[identity.place] = holder
+            elif holder.place_recorded(identity):
                 stale.append(holder.file_id)
     if stale:
         session.execute(
             update(RawDataFile).where(RawDataFile.id.in_(stale)).values(source_device=None)
         )
     return found
+
+
+def _same_file(tree: SourceTree, holder: Holder, identity: FileIdentity) -> bool:
+    if holder.recorded_as(identity):
+        return True
+    now = tree.identity_now(holder.path)
+    return now is not None and now.place == identity.place
 
 
 def check_not_filed_elsewhere(
@@ -126,7 +155,7 @@ def check_not_filed_elsewhere(
     by_identity = same_file_holders(session, SourceTree(root), location_id, identities)
     problems = []
     for index, (entry, identity) in enumerate(zip(files, identities, strict=True)):
-        problem = _conflict(entry, by_path.get(entry.path), by_identity.get(identity))
+        problem = _conflict(entry, by_path.get(entry.path), by_identity.get(identity.place))
         if problem is not None:
             problems.append(f"files[{index}] {entry.path}: {problem}")
     if problems:

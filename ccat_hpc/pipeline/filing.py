@@ -219,6 +219,7 @@ def file_rows(
                 "source_location_id": location_id,
                 "source_device": as_signed64(identity.device),
                 "source_inode": as_signed64(identity.inode),
+                "source_mtime_ns": identity.mtime_ns,
                 "size": entry.size,
                 "checksum": entry.xxh3_128,
                 "checksum_algorithm": "xxh3_128",

@@ -34,10 +34,21 @@ _KINDS = (
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """What a file is on disk, whatever its name: device and inode number."""
+    """What a file is on disk, whatever its name: device and inode number, and its
+    modification time, which tells the file from a later one given a reused inode number."""
 
     device: int
     inode: int
+    mtime_ns: int = 0
+
+    @property
+    def place(self) -> tuple[int, int]:
+        """(device, inode): where the file is on its file system."""
+        return self.device, self.inode
+
+
+def identity_of(info: os.stat_result) -> FileIdentity:
+    return FileIdentity(info.st_dev, info.st_ino, info.st_mtime_ns)
 
 
 def as_signed64(value: int) -> int:
@@ -113,7 +124,7 @@ class SourceTree:
             raise SourceProblem(
                 f"has {info.st_nlink} names on disk (hard links); a filed file must have one"
             )
-        return FileIdentity(info.st_dev, info.st_ino)
+        return identity_of(info)
 
     def identity_now(self, relative: str) -> FileIdentity | None:
         """What is at ``relative`` now (through links that stay inside); None if nothing is."""
@@ -121,7 +132,7 @@ class SourceTree:
             info = self._target_stat(self.full_path(relative))
         except SourceProblem:
             return None
-        return FileIdentity(info.st_dev, info.st_ino)
+        return identity_of(info)
 
     def open_checked(self, relative: str, size: int, filed_inode: int | None = None) -> int:
         """A read-only descriptor of the examined file (never a FIFO, never through a link).
@@ -143,7 +154,7 @@ class SourceTree:
         except OSError as exc:
             raise _unreadable(exc) from None
         info = os.fstat(fd)
-        if FileIdentity(info.st_dev, info.st_ino) != identity:
+        if (info.st_dev, info.st_ino) != identity.place:
             os.close(fd)
             raise SourceProblem("was replaced by another file while being checked")
         return fd
@@ -166,7 +177,7 @@ def check_source_files(root: Path, files: Sequence[ManifestFile]) -> list[FileId
     tree = SourceTree(root)
     tree.require_root()
     identities: list[FileIdentity] = []
-    seen: dict[FileIdentity, int] = {}
+    seen: dict[tuple[int, int], int] = {}
     problems: list[str] = []
     for index, entry in enumerate(files):
         try:
@@ -174,7 +185,7 @@ def check_source_files(root: Path, files: Sequence[ManifestFile]) -> list[FileId
         except SourceProblem as exc:
             problems.append(f"files[{index}] {entry.path}: {exc.reason}")
             continue
-        first = seen.setdefault(identity, index)
+        first = seen.setdefault(identity.place, index)
         if first != index:
             problems.append(
                 f"files[{index}] {entry.path}: is the same file on disk as "

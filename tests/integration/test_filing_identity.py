@@ -211,3 +211,24 @@ def test_a_reused_inode_of_a_deleted_filed_file_does_not_block_new_data(
         stale = session.get(RawDataFile, holder.id)
         assert stale is not None and stale.source_device is None
         assert stale.source_inode == as_signed64(info.st_ino)  # kept for the checksum step
+
+
+def test_a_filed_file_found_through_another_path_while_its_own_is_away_is_refused(
+    loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    """A folder link re-pointed for a moment must not let the same file be filed twice."""
+    root = data_root / LOCATION
+    (root / "real").mkdir()
+    (root / "real/f1.g3").write_bytes(b"r" * 100)
+    (root / "link").symlink_to("real", target_is_directory=True)
+    first = observe(data_root)
+    first["files"] = [{"path": "link/f1.g3", "size": 100}]
+    assert file_it(loaded_factory, first, tmp_path, "a").status == "filed"
+    (root / "elsewhere").mkdir()
+    (root / "link").unlink()
+    (root / "link").symlink_to("elsewhere", target_is_directory=True)  # the path goes away …
+    second = another_execution(first)
+    second["files"] = [{"path": "real/f1.g3", "size": 100}]  # … the same file, by its own path
+    outcome = file_it(loaded_factory, second, tmp_path, "b")
+    assert outcome.status == "rejected"
+    assert "is the same file on disk as link/f1.g3, already filed" in outcome.message

@@ -51,9 +51,10 @@ class RawDataFile(IdMixin, ChecksumMixin, CreatedMixin, Base):
 
     A file on SOURCE storage is filed once: its path at its SOURCE location is unique,
     and so is what it is on disk (device and inode), so neither a second manifest nor a
-    link under another name can file the same bytes twice. The device is cleared when
-    the file is found gone from SOURCE (its inode number may be reused by a new file);
-    the inode stays, for the checksum step to tell the filed file from another.
+    link under another name can file the same bytes twice. Its modification time is kept
+    with them: a later file given the same inode number (the filed one having been
+    deleted) has another one. Then the filed file's device is cleared (letting the new
+    file in); its inode stays, for the checksum step to tell the filed file from another.
     """
 
     __tablename__ = "raw_data_file"
@@ -73,6 +74,7 @@ class RawDataFile(IdMixin, ChecksumMixin, CreatedMixin, Base):
     source_location_id: Mapped[int] = mapped_column(ForeignKey("data_location.id"))
     source_device: Mapped[int | None] = mapped_column(BigInteger)
     source_inode: Mapped[int | None] = mapped_column(BigInteger)
+    source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     file_type: Mapped[str] = mapped_column(String(40), default="")
     state: Mapped[RawDataFileState] = mapped_column(
         state_enum(RawDataFileState), default=RawDataFileState.FILED
