@@ -16,6 +16,8 @@ def relative_path_problem(path: str) -> str | None:
     """Why ``path`` is not a clean relative path below its root, or None when it is."""
     if not path:
         return "path is empty"
+    if not _is_utf8(path):
+        return f"path is not UTF-8 text: {path!r}"
     if CONTROL_CHARACTERS.search(path):
         return f"path contains a control character (NUL, newline, …): {path!r}"
     if len(path) > MAX_PATH_LENGTH:
@@ -33,3 +35,12 @@ def check_relative_path(path: str) -> str:
     if problem is not None:
         raise ValueError(problem)
     return path
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a name read from a file system in another encoding (held as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

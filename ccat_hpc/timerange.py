@@ -15,6 +15,6 @@ def plausible_utc(value: datetime) -> datetime:
         utc = value.astimezone(UTC)
     except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
         raise ValueError(f"must be {RANGE_TEXT}") from None
-    if not EARLIEST_TIME <= utc < LATEST_TIME:
+    if not EARLIEST_TIME <= utc <= LATEST_TIME:
         raise ValueError(f"must be {RANGE_TEXT}")
     return utc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +23,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def read_yaml(path: Path) -> Any:
     """A config file's YAML, or one ConfigError line naming the file (and line)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_bounded(path).decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -34,6 +36,23 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: invalid YAML: a number has too many digits") from None
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_error_line(path, exc)) from None
+
+
+#: far more than any site config or catalog
+MAX_CONFIG_BYTES = 64 * 1024**2
+
+
+def _read_bounded(path: Path) -> bytes:
+    """A regular file's bytes (never waiting on a FIFO), at most MAX_CONFIG_BYTES."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_CONFIG_BYTES // 1024**2} MiB")
+    return data
 
 
 def _yaml_error_line(path: Path, exc: yaml.YAMLError) -> str:

@@ -12,9 +12,16 @@ import click
 from sqlalchemy import select
 
 from ccat_hpc.cli.context import AppContext, pass_app
+from ccat_hpc.cli.params import MAX_SECONDS, SECONDS, finite
 from ccat_hpc.db.models import DiskDataLocation
 from ccat_hpc.db.session import transaction
-from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable, NotFoundError
+from ccat_hpc.errors import (
+    CcatHpcError,
+    DatabaseUnavailable,
+    NotFoundError,
+    Terminated,
+    UsageError,
+)
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_path
 from ccat_hpc.pipeline.watcher import PassResult, check_inbox, shown_name, watch_once
@@ -61,8 +68,12 @@ def file_command(app: AppContext, manifests: tuple[Path, ...], as_json: bool) ->
     could not be used (nothing lost: file them again later).
     """
     factory = app.sessions()
-    outcomes = []
+    outcomes: list[IntakeOutcome] = []
+    stop = threading.Event()
+    _install_stop_handlers(stop, "file")
     for path in manifests:
+        if stop.is_set():
+            raise Terminated(f"{len(outcomes)} of {len(manifests)} manifest(s) done")
         outcome = file_path(factory, path)
         outcomes.append(outcome)
         if as_json:
@@ -76,9 +87,11 @@ def _warn(text: str) -> None:
     log_line(f"watch: {text}")
 
 
-def _install_stop_handlers(stop: threading.Event) -> None:
+def _install_stop_handlers(stop: threading.Event, command: str = "watch") -> None:
+    """SIGTERM and SIGINT finish the manifest at hand (never stop in a database call)."""
+
     def handler(signum: int, _frame: FrameType | None) -> None:
-        log_line(f"watch: signal {signum}, stopping after the current manifest")
+        log_line(f"{command}: signal {signum}, stopping after the current manifest")
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -98,21 +111,24 @@ def _summary(result: PassResult) -> str:
 @click.option("--once", is_flag=True, help="One pass over FOLDER, then exit.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=click.FloatRange(min=0.1, max=MAX_SECONDS),
+    callback=finite,
     default=10.0,
     show_default=True,
     help="Seconds between passes.",
 )
 @click.option(
     "--stable-seconds",
-    type=click.FloatRange(min=0),
+    type=SECONDS,
+    callback=finite,
     default=5.0,
     show_default=True,
     help="Leave a manifest alone until it has not changed for this long.",
 )
 @click.option(
     "--max-runtime",
-    type=click.FloatRange(min=0),
+    type=SECONDS,
+    callback=finite,
     default=None,
     help="Exit cleanly after this many seconds (a Slurm job re-queues itself then).",
 )
@@ -189,7 +205,11 @@ def simulate_observation(
     spec = SyntheticObservation(
         instrument, instrument_module, obs_unit, location, file_count, file_size
     )
-    root.mkdir(parents=True, exist_ok=True)
-    manifest = write_observation(spec, root)
-    path = drop_manifest(manifest, drop_into)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = write_observation(spec, root)
+        path = drop_manifest(manifest, drop_into)
+    except OSError as exc:
+        where = exc.filename or drop_into
+        raise UsageError(f"cannot write the observation: {where}: {exc.strerror or exc}") from None
     click.echo(f"wrote {file_count} files to {root}; manifest {path}")

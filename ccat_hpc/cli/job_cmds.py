@@ -27,6 +27,7 @@ from ccat_hpc.cli.job_support import (
 from ccat_hpc.cli.params import ROW_ID
 from ccat_hpc.db.states import JobBatchState
 from ccat_hpc.errors import NotFoundError
+from ccat_hpc.executors.process import ExecutorError, UnknownJob
 from ccat_hpc.jobs.kinds import job_kind, job_kinds
 from ccat_hpc.text import one_line
 
@@ -44,7 +45,7 @@ def job() -> None:
 @click.option(
     "--task",
     "task_index",
-    type=click.IntRange(min=0, max=2**31),
+    type=click.IntRange(min=0, max=2**31 - 1),
     help="Task index (default: from Slurm).",
 )
 @pass_app
@@ -76,8 +77,8 @@ def _parameters(
             raise click.BadParameter(f"{item!r}: expected KEY=JSON, e.g. seconds=30")
         try:
             parameters[key] = json.loads(text)
-        except ValueError:
-            raise click.BadParameter(f"{item!r}: {text!r} is not JSON") from None
+        except (ValueError, RecursionError):
+            raise click.BadParameter(f"{item[:80]!r}: {text[:60]!r} is not JSON") from None
     return parameters
 
 
@@ -174,20 +175,25 @@ def _existing(path: Path | None) -> str | None:
     return str(path) if path is not None and path.is_file() else None
 
 
-def _track(app: AppContext, batch_id: int) -> str | None:
-    """Track the batch once; the executor's error as a line when it cannot answer."""
-    from ccat_hpc.executors.process import ExecutorError
+def _track(app: AppContext, batch_id: int) -> ExecutorError | None:
+    """Track the batch once; the executor's error when it cannot answer."""
     from ccat_hpc.jobs.tracking import track_batch
 
     try:
         track_batch(app.sessions(), batch_id, make_named_executor(executor_of(app, batch_id)))
     except ExecutorError as exc:
-        closing = (
-            f"if the batch system has lost it, `ccat-hpc job cancel {batch_id} --force` "
-            "closes it (tasks of it still running then record nothing)"
-        )
-        return f"could not ask the executor ({exc}); {closing}"
+        return exc
     return None
+
+
+def _problem_line(batch_id: int, exc: ExecutorError) -> str:
+    force = f"`ccat-hpc job cancel {batch_id} --force`"
+    if isinstance(exc, UnknownJob):
+        return f"{exc}; {force} closes the batch"
+    return (
+        f"could not ask the executor ({exc}); if the batch system has lost the batch, "
+        f"{force} closes it (tasks of it still running then record nothing)"
+    )
 
 
 @job.command("status")
@@ -196,7 +202,8 @@ def _track(app: AppContext, batch_id: int) -> str | None:
 @pass_app
 def status(app: AppContext, batch_id: int, as_json: bool) -> None:
     """Track BATCH once and show its tasks, their hosts, outcomes and log files."""
-    problem = _track(app, batch_id)
+    failure = _track(app, batch_id)
+    problem = None if failure is None else _problem_line(batch_id, failure)
     head, rows = _task_rows(app, batch_id)
     if as_json:
         click.echo(json.dumps({**head, "tracking_problem": problem, "tasks": rows}))
@@ -210,6 +217,22 @@ def status(app: AppContext, batch_id: int, as_json: bool) -> None:
         click.echo(f"  task {row['task']:>4}  {row['state']:<9} {row['external_id'] or ''}{why}")
         if row["log"]:
             click.echo(f"             log {row['log']}")
+
+
+def _track_unfinished(app: AppContext, batch_ids: list[int]) -> None:
+    """Follow these batches; when an executor does not answer, ask it about no more of them
+    (each question could wait for its timeout) and say so."""
+    silent: set[str] = set()
+    for batch_id in batch_ids:
+        name = executor_of(app, batch_id)
+        if name in silent:
+            continue
+        failure = _track(app, batch_id)
+        if failure is not None:
+            if not isinstance(failure, UnknownJob):
+                silent.add(name)
+            line = _problem_line(batch_id, failure)
+            click.echo(f"warning: batch {batch_id}: {line}; states shown as last seen", err=True)
 
 
 @job.command("list")
@@ -232,9 +255,7 @@ def list_batches(app: AppContext, limit: int, states: tuple[str, ...], as_json: 
     with transaction(app.sessions()) as session:
         listing = recent_batches(session, limit, wanted)
     if any(entry.state in UNFINISHED for entry in listing):
-        for entry in listing:
-            if entry.state in UNFINISHED:
-                _track(app, entry.batch_id)
+        _track_unfinished(app, [e.batch_id for e in listing if e.state in UNFINISHED])
         with transaction(app.sessions()) as session:
             listing = recent_batches(session, limit, wanted)
     if as_json:

@@ -12,7 +12,7 @@ import click
 
 from ccat_hpc.cli.context import AppContext
 from ccat_hpc.db.states import JobTaskState
-from ccat_hpc.errors import NotFoundError
+from ccat_hpc.errors import NotFoundError, UsageError
 from ccat_hpc.executors.factory import EXECUTORS, default_executor_name
 
 if TYPE_CHECKING:
@@ -76,8 +76,13 @@ def make_named_executor(name: str) -> Executor:
 
 
 def absolute_workdir(workdir: Path) -> Path:
-    """The jobs folder, made absolute (task processes and Slurm run elsewhere)."""
-    return workdir.expanduser().resolve()
+    """The jobs folder, made absolute (task processes and Slurm run elsewhere) and created."""
+    folder = workdir.expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--workdir {workdir}: cannot use it: {exc.strerror or exc}") from None
+    return folder
 
 
 def task_environment(app: AppContext) -> dict[str, str]:

@@ -32,6 +32,7 @@ from ccat_hpc.errors import (
     CcatHpcError,
     DatabaseUnavailable,
     Terminated,
+    UsageError,
 )
 from ccat_hpc.redact import redact_url, scrub
 
@@ -225,6 +226,9 @@ class Reporter:
         if _is_ops_db_error(exc):
             self.say(f"error: {db_error_line(exc, self._url())}")
             return DatabaseUnavailable.exit_code
+        if isinstance(exc, UnicodeEncodeError):  # a name given in another encoding
+            self.say("error: a name given is not UTF-8 text (file names from another system?)")
+            return UsageError.exit_code
         self.say(f"internal error: {type(exc).__name__}: {_first_line(exc)} (rerun with --verbose)")
         return INTERNAL_ERROR
 

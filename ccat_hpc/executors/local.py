@@ -33,7 +33,7 @@ from ccat_hpc.executors.local_runner import (
     recorded_runner,
     task_file,
 )
-from ccat_hpc.executors.process import DetachedStarter, ExecutorError, start_detached
+from ccat_hpc.executors.process import DetachedStarter, UnknownJob, start_detached
 from ccat_hpc.executors.slurm_time import seconds_of
 from ccat_hpc.executors.validate import InvalidArrayJob, check_count
 
@@ -116,7 +116,7 @@ class LocalExecutor:
             raise InvalidArrayJob(f"{array.job_id!r} is not a local job id")
         folder = self.state_root / array.job_id
         if not (folder / "spec.json").exists():
-            raise ExecutorError(f"no local job {array.job_id} in {self.state_root}")
+            raise UnknownJob(f"no local job {array.job_id} in {self.state_root}")
         return folder
 
 

@@ -27,6 +27,10 @@ class ExecutorError(CcatHpcError):
     exit_code = 8
 
 
+class UnknownJob(ExecutorError):
+    """The executor answers, but knows nothing of the job (its state is gone)."""
+
+
 class CommandRunner(Protocol):
     """What :func:`run_command` is: the Slurm executor takes any callable like it."""
 

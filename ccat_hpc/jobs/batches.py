@@ -130,11 +130,15 @@ def _failure_text(exc: BaseException) -> str:
 
 
 def _submit_failed(factory: sessionmaker[Session], batch_id: int, reason: str) -> None:
+    """SUBMIT_FAILED with the reason; its tasks will not run (CANCELLED), their items back."""
     with transaction(factory) as session:
         batch = get_batch(session, batch_id)
-        if move_row(session, batch, JobBatchState.SUBMIT_FAILED, failure_reason=reason):
-            for task in batch.tasks:
-                release_items(session, batch.kind, task.items, batch.id)
+        if not move_row(session, batch, JobBatchState.SUBMIT_FAILED, failure_reason=reason):
+            return
+        for task in batch.tasks:
+            if task.state == JobTaskState.PENDING:
+                move_row(session, task, JobTaskState.CANCELLED, reason="never submitted")
+            release_items(session, batch.kind, task.items, batch.id)
 
 
 def create_and_submit(

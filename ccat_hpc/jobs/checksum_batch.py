@@ -22,13 +22,12 @@ from ccat_hpc.errors import NotFoundError
 from ccat_hpc.executors.base import Executor
 from ccat_hpc.jobs.batches import create_batch, submit_batch
 from ccat_hpc.jobs.tracking import track_unfinished
-from ccat_hpc.pipeline.checksum import (
-    DEFAULT_BYTES_PER_TASK,
+from ccat_hpc.pipeline.checksum import DEFAULT_BYTES_PER_TASK, plan_tasks
+from ccat_hpc.pipeline.checksum_records import (
     RECHECKABLE_STATES,
     assign_claims,
     claim_files,
     files_to_checksum,
-    plan_tasks,
     requeue_for_check,
 )
 from ccat_hpc.sites.schema import SlurmProfile

@@ -126,7 +126,7 @@ def checksum(context: TaskContext) -> dict[str, Any]:
 
 
 def _release_checksum(session: Session, items: Sequence[Any], batch_id: int) -> int:
-    from ccat_hpc.pipeline.checksum import release_files
+    from ccat_hpc.pipeline.checksum_records import release_files
 
     return release_files(session, items, batch_id)
 

@@ -48,12 +48,26 @@ __all__ = ["TaskContext", "TaskFailure", "run_task", "task_index_from"]
 RUNNABLE_BATCH_STATES = (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
 
 
+#: task indices are 32-bit in ops-db (job_task.task_index)
+MAX_TASK_INDEX = 2**31 - 1
+
+
 def task_index_from(environ: Mapping[str, str]) -> int:
     """The batch task index: the array piece's offset plus Slurm's array task id."""
     array_id = environ.get("SLURM_ARRAY_TASK_ID")
     if array_id is None:
         raise TaskFailure("SLURM_ARRAY_TASK_ID is not set: give --task or run as an array task")
-    return int(environ.get("CCAT_HPC_TASK_OFFSET", "0")) + int(array_id)
+    index = _count(environ, "CCAT_HPC_TASK_OFFSET", "0") + _count(environ, "SLURM_ARRAY_TASK_ID")
+    if index > MAX_TASK_INDEX:
+        raise TaskFailure(f"task index {index} is out of range (at most {MAX_TASK_INDEX})")
+    return index
+
+
+def _count(environ: Mapping[str, str], name: str, default: str | None = None) -> int:
+    text = environ.get(name, default) or ""
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        raise TaskFailure(f"{name}={text!r} is not a task number")
+    return int(text)
 
 
 def external_id(environ: Mapping[str, str]) -> str | None:
@@ -68,6 +82,22 @@ def _task_row(session: Session, batch_id: int, task_index: int) -> JobTask:
     if task is None:
         raise NotFoundError(f"batch {batch_id} has no task {task_index}")
     return task
+
+
+def _check_runnable(task: JobTask, running_as: str | None) -> None:
+    """A task runs once at a time: PENDING, or RUNNING again only as the same array task
+    (Slurm requeues it under the same job id after a node failure or preemption)."""
+    where = f"task {task.task_index} of batch {task.batch_id}"
+    if task.state == JobTaskState.RUNNING:
+        if running_as is None or running_as != task.external_id:
+            raise TaskFailure(
+                f"{where} is running already (as {task.external_id or 'another process'}): "
+                "refusing to run it twice"
+            )
+    elif task.state != JobTaskState.PENDING:
+        raise TaskFailure(
+            f"{where} is already {task.state.value}: nothing to run (submit the work again)"
+        )
 
 
 def start_task(
@@ -91,11 +121,7 @@ def start_task(
                 f"{given_back} (submit the work again)"
             )
         task = _task_row(session, batch_id, task_index)
-        if task.state not in (JobTaskState.PENDING, JobTaskState.RUNNING):
-            raise TaskFailure(
-                f"task {task_index} of batch {batch_id} is already {task.state.value}: "
-                "nothing to run (submit the work again)"
-            )
+        _check_runnable(task, external_id(environ))
         attempts = task.attempts + 1
         if not move_row(
             session,

@@ -12,7 +12,6 @@ scheduler loop).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState, JobTaskState
 from ccat_hpc.db.transitions import move_row
 from ccat_hpc.executors.base import RETRYABLE_STATUSES, Executor, TaskReport, TaskStatus
-from ccat_hpc.executors.process import ExecutorError
+from ccat_hpc.executors.process import ExecutorError, UnknownJob
 from ccat_hpc.jobs.batches import (
     OPEN_TASK_STATES,
     abandon_unsubmitted,
@@ -230,7 +229,11 @@ def track_unfinished(factory: sessionmaker[Session], kind: str, executor: Execut
         )
     tracked = 0
     for batch_id in open_ids:
-        with contextlib.suppress(ExecutorError):
+        try:
             track_batch(factory, batch_id, executor)
-            tracked += 1
+        except UnknownJob:
+            continue  # its state is gone: left for `job cancel --force`
+        except ExecutorError:
+            break  # the executor does not answer: asking about the others would wait as long
+        tracked += 1
     return tracked

@@ -22,27 +22,28 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import xxhash
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from ccat_hpc.db.base import utcnow
-from ccat_hpc.db.bulk import insert_rows
 from ccat_hpc.db.models import (
     DiskDataLocation,
-    PhysicalCopy,
     RawDataFile,
-    RawDataFileCheck,
     RawDataFilePhysicalCopy,
 )
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import PhysicalCopyState, RawDataFileState
-from ccat_hpc.db.transitions import move
+from ccat_hpc.db.states import RawDataFileState
 from ccat_hpc.engine.positional import read_at
+from ccat_hpc.pipeline.checksum_records import (
+    COPY_STATE,
+    FileOutcome,
+    Target,
+    held_by,
+    record_outcomes,
+)
 from ccat_hpc.pipeline.source_check import SourceProblem, SourceTree
 from ccat_hpc.pipeline.tasks import StopRequest, TaskContext
 
@@ -53,19 +54,6 @@ RECORD_EVERY_SECONDS = 10.0
 DEFAULT_BYTES_PER_TASK = 4 * 1024**3
 DEFAULT_FILES_PER_TASK = 5000
 FILED_WITH = "it was filed with"
-#: copy states a check may start from (its outcome replaces them)
-CHECKABLE_COPY_STATES = (
-    PhysicalCopyState.PRESENT,
-    PhysicalCopyState.VERIFIED,
-    PhysicalCopyState.CORRUPT,
-    PhysicalCopyState.MISSING,
-)
-#: file states an operator may ask to check again
-RECHECKABLE_STATES = (
-    RawDataFileState.CHECKSUMMED,
-    RawDataFileState.CORRUPT,
-    RawDataFileState.MISSING,
-)
 
 
 def plan_tasks(
@@ -88,77 +76,6 @@ def plan_tasks(
     return tasks
 
 
-def files_to_checksum(session: Session) -> list[tuple[int, int]]:
-    """(id, size) of every FILED file, in id order."""
-    rows = session.execute(
-        select(RawDataFile.id, RawDataFile.size)
-        .where(RawDataFile.state == RawDataFileState.FILED)
-        .order_by(RawDataFile.id)
-    )
-    return [(int(file_id), int(size)) for file_id, size in rows]
-
-
-def claim_files(session: Session, files: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Claim FILED files (→ CHECKSUMMING); returns those this caller got. The caller names
-    the batch that holds them with :func:`assign_claims` in the same transaction."""
-    got = set(
-        move(
-            session,
-            RawDataFile,
-            [i for i, _ in files],
-            RawDataFileState.FILED,
-            RawDataFileState.CHECKSUMMING,
-        )
-    )
-    return [(file_id, size) for file_id, size in files if file_id in got]
-
-
-def assign_claims(session: Session, file_ids: Sequence[int], batch_id: int) -> None:
-    """Name the batch holding these freshly claimed files: only its tasks record them."""
-    session.execute(
-        update(RawDataFile)
-        .where(RawDataFile.id.in_(file_ids), RawDataFile.claimed_by_batch_id.is_(None))
-        .values(claimed_by_batch_id=batch_id)
-    )
-
-
-def _held_by(batch_id: int) -> ColumnElement[bool]:
-    return RawDataFile.claimed_by_batch_id == batch_id
-
-
-def release_files(session: Session, file_ids: Sequence[Any], batch_id: int) -> int:
-    """Give back files ``batch_id`` holds without an outcome (CHECKSUMMING → FILED)."""
-    ids = [int(i) for i in file_ids]
-    moved = move(
-        session,
-        RawDataFile,
-        ids,
-        RawDataFileState.CHECKSUMMING,
-        RawDataFileState.FILED,
-        only=[_held_by(batch_id)],
-        claimed_by_batch_id=None,
-    )
-    return len(moved)
-
-
-def requeue_for_check(session: Session, file_ids: Sequence[int]) -> int:
-    """Put checked files (checksummed, corrupt, missing) back to FILED for another check.
-
-    Their checksum stays: a file that had one is checked against it. Their earlier
-    outcomes stay in RawDataFileCheck.
-    """
-    return len(
-        move(
-            session,
-            RawDataFile,
-            list(file_ids),
-            RECHECKABLE_STATES,
-            RawDataFileState.FILED,
-            failure_reason=None,
-        )
-    )
-
-
 def hash_descriptor(fd: int, buffer: bytearray, stop: StopRequest) -> tuple[str, int]:
     """xxh3-128 of everything readable from ``fd``, and how many bytes that was.
 
@@ -176,13 +93,6 @@ def hash_descriptor(fd: int, buffer: bytearray, stop: StopRequest) -> tuple[str,
     return str(hasher.hexdigest()), offset
 
 
-@dataclass(frozen=True)
-class FileOutcome:
-    state: RawDataFileState
-    checksum: str | None
-    reason: str | None
-
-
 def judge(
     where: str, expected: str | None, computed: str | None, problem: str | None = None
 ) -> FileOutcome:
@@ -193,28 +103,6 @@ def judge(
         reason = f"{where}: xxh3-128 on disk is {computed}, the manifest says {expected.lower()}"
         return FileOutcome(RawDataFileState.CORRUPT, computed, reason)
     return FileOutcome(RawDataFileState.CHECKSUMMED, computed, None)
-
-
-_COPY_STATE = {
-    RawDataFileState.CHECKSUMMED: PhysicalCopyState.VERIFIED,
-    RawDataFileState.CORRUPT: PhysicalCopyState.CORRUPT,
-    RawDataFileState.MISSING: PhysicalCopyState.MISSING,
-}
-
-
-@dataclass(frozen=True)
-class Target:
-    file_id: int
-    copy_id: int | None
-    root: str | None
-    relative_path: str
-    expected: str | None
-    size: int
-    filed_inode: int | None
-
-    @property
-    def where(self) -> str:
-        return str(Path(self.root) / self.relative_path) if self.root else self.relative_path
 
 
 def load_targets(session: Session, file_ids: Sequence[int], batch_id: int) -> list[Target]:
@@ -228,6 +116,7 @@ def load_targets(session: Session, file_ids: Sequence[int], batch_id: int) -> li
             RawDataFile.checksum,
             RawDataFile.size,
             RawDataFile.source_inode,
+            RawDataFile.source_location_id,
         )
         .outerjoin(DiskDataLocation, DiskDataLocation.id == RawDataFile.source_location_id)
         .outerjoin(
@@ -240,7 +129,7 @@ def load_targets(session: Session, file_ids: Sequence[int], batch_id: int) -> li
         .where(
             RawDataFile.id.in_(file_ids),
             RawDataFile.state == RawDataFileState.CHECKSUMMING,
-            _held_by(batch_id),
+            held_by(batch_id),
         )
     ).all()
     targets = {row[0]: Target(*row) for row in rows}
@@ -282,102 +171,13 @@ def _problem_outcome(target: Target, problem: SourceProblem) -> FileOutcome:
     return FileOutcome(state, None, f"{target.where}: {problem.reason}")
 
 
-def record_outcomes(
-    session: Session, outcomes: Sequence[tuple[Target, FileOutcome]], batch_id: int
-) -> None:
-    """Record a group of outcomes: file and copy states, reasons, history (caller commits).
-
-    Only files ``batch_id`` still holds are recorded: one given back meanwhile (its task
-    was declared dead, its batch cancelled) belongs to whichever batch claims it next,
-    so no file is ever recorded twice.
-    """
-    now = utcnow()
-    for state, group in _by_state(outcomes).items():
-        moved = set(
-            move(
-                session,
-                RawDataFile,
-                [t.file_id for t, _ in group],
-                RawDataFileState.CHECKSUMMING,
-                state,
-                only=[_held_by(batch_id)],
-                claimed_by_batch_id=None,
-            )
-        )
-        kept = [(t, o) for t, o in group if t.file_id in moved]
-        if kept:
-            _record_group(session, state, kept, now, batch_id)
-
-
-def _by_state(
-    outcomes: Sequence[tuple[Target, FileOutcome]],
-) -> dict[RawDataFileState, list[tuple[Target, FileOutcome]]]:
-    groups: dict[RawDataFileState, list[tuple[Target, FileOutcome]]] = {}
-    for target, outcome in outcomes:
-        groups.setdefault(outcome.state, []).append((target, outcome))
-    return groups
-
-
-def _record_group(
-    session: Session,
-    state: RawDataFileState,
-    group: Sequence[tuple[Target, FileOutcome]],
-    now: Any,
-    batch_id: int,
-) -> None:
-    verified = state == RawDataFileState.CHECKSUMMED
-    file_values = [
-        {"id": t.file_id, "failure_reason": o.reason}
-        | ({"checksum": o.checksum, "checksum_algorithm": "xxh3_128"} if verified else {})
-        for t, o in group
-    ]
-    session.execute(update(RawDataFile), file_values)
-    copies = [(t, o) for t, o in group if t.copy_id is not None]
-    copy_state = _COPY_STATE[state]
-    extra = {"verified_at": now} if verified else {}
-    move(
-        session,
-        PhysicalCopy,
-        [t.copy_id for t, _ in copies],
-        CHECKABLE_COPY_STATES,
-        copy_state,
-        **extra,
-    )
-    if copies:
-        session.execute(
-            update(PhysicalCopy), [{"id": t.copy_id, "failure_reason": o.reason} for t, o in copies]
-        )
-    insert_rows(session, RawDataFileCheck, _history_rows(state, group, now, batch_id))
-
-
-def _history_rows(
-    state: RawDataFileState,
-    group: Sequence[tuple[Target, FileOutcome]],
-    now: Any,
-    batch_id: int,
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "raw_data_file_id": t.file_id,
-            "physical_copy_id": t.copy_id,
-            "job_batch_id": batch_id,
-            "checked_at": now,
-            "outcome": state,
-            "computed_checksum": o.checksum,
-            "expected_checksum": t.expected,
-            "reason": o.reason,
-        }
-        for t, o in group
-    ]
-
-
 class OutcomeRecorder:
     """Collects outcomes and commits them in groups (by count or by time)."""
 
     def __init__(self, context: TaskContext) -> None:
         self.context = context
         self.group: list[tuple[Target, FileOutcome]] = []
-        self.counts = {state.value: 0 for state in _COPY_STATE}
+        self.counts = {state.value: 0 for state in COPY_STATE}
         self.hashed_bytes = 0
         self.last = time.monotonic()
 

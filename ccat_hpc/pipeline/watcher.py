@@ -225,6 +225,8 @@ def watch_once(
             result.waiting += 1
             continue
         outcome = file_path(factory, path, follow_links=False)
+        if outcome.rejected and not os.path.lexists(path):
+            continue  # another watcher of this inbox took it meanwhile: its outcome, not ours
         try:
             settle(outcome)
         except OSError as exc:

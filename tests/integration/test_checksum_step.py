@@ -24,12 +24,11 @@ from ccat_hpc.jobs.checksum_batch import RecheckSelection, requeue_selection, su
 from ccat_hpc.jobs.runner import give_back, run_task
 from ccat_hpc.jobs.tracking import ABANDONED_AFTER
 from ccat_hpc.pipeline import checksum
-from ccat_hpc.pipeline.checksum import (
+from ccat_hpc.pipeline.checksum import checksum_task, plan_tasks
+from ccat_hpc.pipeline.checksum_records import (
     assign_claims,
-    checksum_task,
     claim_files,
     files_to_checksum,
-    plan_tasks,
     release_files,
 )
 from ccat_hpc.pipeline.intake import file_path
@@ -404,3 +403,47 @@ def test_a_task_of_a_batch_closed_under_it_records_nothing(
         holders = set(session.scalars(select(RawDataFile.claimed_by_batch_id)))
         assert holders == {second}
         assert session.scalars(select(RawDataFileCheck)).first() is None
+
+
+def test_one_file_on_disk_filed_as_two_records_is_not_verified_twice(
+    loaded_factory: sessionmaker[Session], filed: list[Path], data_root: Path, tmp_path: Path
+) -> None:
+    """A filed folder moved and touched, its files filed again under the new name, the
+    folder moved back and the new name linked to it: two records, one file on disk."""
+    part = filed[0].parent
+    moved = part.with_name("moved")
+    os.rename(part, moved)
+    (moved / filed[0].name).touch()  # a new modification time: filing cannot tell
+    manifest = write_observation(SPEC, data_root / SPEC.location)
+    relative = str((moved / filed[0].name).relative_to(data_root / SPEC.location))
+    manifest["files"] = [{"path": relative, "size": 100}]
+    assert file_path(loaded_factory, drop_manifest(manifest, tmp_path, "again")).status == "filed"
+    os.rename(moved, part)
+    moved.symlink_to(part.name, target_is_directory=True)
+    run_batch(loaded_factory, tasks=1)
+    with loaded_factory() as session:
+        first, second = session.scalars(
+            select(RawDataFile).where(RawDataFile.name == filed[0].name).order_by(RawDataFile.id)
+        ).all()
+    assert first.state == F.CHECKSUMMED
+    assert second.state == F.CORRUPT
+    assert f"is the same file on disk as {first.relative_path} (file {first.id})" in (
+        second.failure_reason or ""
+    )
+
+
+def test_a_refused_submission_leaves_no_pending_task(
+    loaded_factory: sessionmaker[Session], filed: list[Path], tmp_path: Path
+) -> None:
+    (tmp_path / "jobs").write_text("in the way")
+    with pytest.raises(OSError):
+        submit_checksum(
+            loaded_factory,
+            LocalExecutor(state_root=tmp_path / "lj"),
+            {},
+            tmp_path / "jobs",
+            SlurmProfile(),
+        )
+    with loaded_factory() as session:
+        states = {task.state for task in session.scalars(select(JobTask))}
+    assert states == {JobTaskState.CANCELLED}

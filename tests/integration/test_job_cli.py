@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ccat_hpc.db.models import JobBatch
+from ccat_hpc.db.models import JobBatch, JobTask
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState
 from ccat_hpc.db.transitions import move_row
@@ -43,12 +43,12 @@ def ccat(db_url: str, tmp_path: Path) -> Ccat:
         CCAT_HPC_JOBS_DIR=str(tmp_path / "jobs"),
     )
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "ccat_hpc", *args],
             capture_output=True,
             text=True,
-            env=env,
+            env=env | (extra or {}),
             timeout=WAIT,
             cwd=tmp_path,
         )
@@ -300,3 +300,68 @@ def test_running_a_task_that_already_ended_says_so(
     assert again.stderr.strip() == (
         "error: task 0 of batch 1 is already succeeded: nothing to run (submit the work again)"
     )
+
+
+def test_a_running_task_is_not_run_a_second_time(
+    ccat: Ccat, loaded_factory: sessionmaker[Session]
+) -> None:
+    assert ccat("job", "submit", "sleep", "--param", f"seconds={FOREVER}").returncode == 0
+    deadline = time.monotonic() + 60
+    while "running" not in ccat("job", "status", "1").stdout:
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.3)
+    twice = ccat("job", "run", "sleep", "--batch", "1", "--task", "0")
+    assert twice.returncode == 1 and "is running already (as local-" in twice.stderr
+    assert "refusing to run it twice" in twice.stderr
+    assert ccat("job", "cancel", "1").returncode == 0
+    with loaded_factory() as session:
+        task = session.scalars(select(JobTask)).one()
+        assert task.attempts == 1 and (task.external_id or "").startswith("local-")
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "code", "message"),
+    [
+        (("--task", "2147483648"), {}, 2, "--task"),
+        ((), {"SLURM_ARRAY_TASK_ID": "abc"}, 1, "SLURM_ARRAY_TASK_ID='abc' is not a task number"),
+        ((), {"SLURM_ARRAY_TASK_ID": "9" * 20}, 1, "is not a task number"),
+        ((), {"SLURM_ARRAY_TASK_ID": "1", "CCAT_HPC_TASK_OFFSET": "2147483647"}, 1, "out of range"),
+    ],
+)
+def test_bad_task_numbers_are_one_line_errors(
+    ccat: Ccat,
+    loaded_factory: sessionmaker[Session],
+    args: tuple[str, ...],
+    environ: dict[str, str],
+    code: int,
+    message: str,
+) -> None:
+    result = ccat("job", "run", "noop", "--batch", "1", *args, extra=environ)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("files", "list", "--path", os.fsdecode(b"\xff")), 2, "not UTF-8 text"),
+        (("obs", "list", "--instrument", os.fsdecode(b"\xff")), 2, "not UTF-8 text"),
+        (("catalog", "load", "/dev/zero"), 3, "/dev/zero: cannot read: not a regular file"),
+        (("job", "submit", "noop", "--workdir", "/dev/null/x"), 2, "--workdir /dev/null/x"),
+        (("checksum", "--workdir", "/dev/null/x"), 2, "cannot use it: Not a directory"),
+        (("simulate-observation", "--drop-into", "/dev/null"), 2, "cannot write the observation"),
+        (("job", "submit", "sleep", "--param", "seconds=" + "[" * 100_000), 2, "is not JSON"),
+    ],
+)
+def test_odd_arguments_are_one_line_errors_not_internal_ones(
+    ccat: Ccat,
+    loaded_factory: sessionmaker[Session],
+    args: tuple[str, ...],
+    code: int,
+    message: str,
+) -> None:
+    result = ccat(*args)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and "internal error" not in result.stderr
+    with loaded_factory() as session:
+        assert session.scalars(select(JobBatch)).first() is None

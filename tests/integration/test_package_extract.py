@@ -295,3 +295,12 @@ def test_build_refuses_a_link_planted_at_its_partial_name(
         ".pkg.tar.partial is in the way: Too many levels of symbolic links"
     )
     assert (away / "victim").read_text() == "precious" and not out.exists()
+
+
+def test_a_source_file_whose_name_is_not_utf8_is_refused(tmp_path: Path, cli: InProcess) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / os.fsdecode(b"a\xffb")).write_bytes(b"hi")
+    result = cli(None, "package", "build", str(src), "-o", str(tmp_path / "p.tar"))
+    assert result.returncode == 7 and "is not UTF-8 text" in one_line_error(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

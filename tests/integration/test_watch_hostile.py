@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
+import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -328,3 +331,46 @@ def test_filing_a_fixed_manifest_keeps_unrelated_rejections_of_the_same_name(
     result, _ = _one_pass(loaded_factory, inbox)
     assert [o.status for o in result.outcomes] == ["filed"]
     assert (inbox / "rejected/obs.json").is_file()  # another execution: kept
+
+
+def test_a_manifest_another_watcher_took_meanwhile_is_not_counted_rejected(
+    loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from ccat_hpc.pipeline import watcher
+
+    inbox = tmp_path / "inbox"
+    drop_manifest(write_observation(SPEC, data_root / SPEC.location), inbox, "taken")
+    real = watcher.file_path
+
+    def taken_by_the_other_watcher(factory: Any, path: Path, **kwargs: Any) -> Any:
+        os.replace(path, tmp_path / "elsewhere.json")  # the other watcher moved it first
+        return real(factory, path, **kwargs)
+
+    monkeypatch.setattr(watcher, "file_path", taken_by_the_other_watcher)
+    result, warnings = _one_pass(loaded_factory, inbox)
+    assert result.outcomes == [] and warnings == []
+    assert not (inbox / "rejected").exists() or list((inbox / "rejected").iterdir()) == []
+
+
+def test_sigterm_stops_file_between_manifests(
+    loaded_factory: sessionmaker[Session], db_url: str, data_root: Path, tmp_path: Path
+) -> None:
+    many = dataclasses.replace(SPEC, file_count=300, file_size=1)
+    paths = [
+        drop_manifest(write_observation(many, data_root / SPEC.location), tmp_path, f"m{i:02d}")
+        for i in range(30)
+    ]
+    command = [sys.executable, "-m", "ccat_hpc", "--db", db_url, "file", *map(str, paths)]
+    filing = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert filing.stdout is not None
+    first = filing.stdout.readline()  # one manifest filed: the next is under way
+    assert first.startswith("filed m00.json"), first
+    filing.send_signal(signal.SIGTERM)
+    out, err = filing.communicate(timeout=120)
+    assert filing.returncode == 143, err
+    assert "stopping after the current manifest" in err and "terminated" in err
+    assert "Traceback" not in err and "internal error" not in err
+    filed = 1 + out.count("filed ")
+    assert 1 <= filed < 30
+    counts = table_counts(loaded_factory, "filed_manifest", "raw_data_file")
+    assert counts == {"filed_manifest": filed, "raw_data_file": 300 * filed}  # whole manifests
