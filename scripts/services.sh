@@ -62,6 +62,19 @@ pg_running() {
         "$bindir/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null
 }
 
+# A postmaster.pid left by a server that is gone (the machine stopped) names a PID that
+# may belong to another process by now, and PostgreSQL would refuse to start.
+remove_stale_postmaster_pid() {
+    local file="$PG_DIR/data/postmaster.pid" pid
+    [ -f "$file" ] || return 0
+    pid="$(head -n 1 "$file" | tr -dc 0-9)"
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+        return 0
+    fi
+    log "removing $file left by a PostgreSQL that is no longer running"
+    rm -f "$file"
+}
+
 postgres_up() {
     ensure_postgres_installed
     local bindir
@@ -71,6 +84,7 @@ postgres_up() {
         return 0
     fi
     mkdir -p "$PG_DIR"
+    remove_stale_postmaster_pid
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres: "$PG_DIR"
     fi

@@ -21,7 +21,9 @@ log() { echo "services: $*" >&2; }
 
 ensure_installed() {
     local missing=() package
-    for package in slurm-wlm munge slurmdbd mariadb-server; do
+    # libpmix2: slurmd loads the PMIx library once, at start (MpiDefault=pmix); started
+    # without it, every `srun --mpi=pmix` step fails until slurmd is restarted
+    for package in slurm-wlm munge slurmdbd mariadb-server libpmix2; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
             || missing+=("$package")
     done
@@ -93,7 +95,15 @@ EOF
     chmod 600 "$DIR/etc/slurmdbd.conf"
 }
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# running PIDFILE NAME: the PID file names a live process called NAME. A PID file left
+# by an earlier run (its processes gone, e.g. when the machine stopped) may name a PID
+# that now belongs to another process: that is not ours, never trusted or signalled.
+running() {
+    local file="$1" name="$2" pid
+    [ -f "$file" ] || return 1
+    pid="$(tr -dc 0-9 <"$file")"
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]
+}
 
 munge_up() {
     if [ -S /run/munge/munge.socket.2 ] && munge -n </dev/null >/dev/null 2>&1; then
@@ -107,7 +117,7 @@ munge_up() {
 
 mariadb_up() {
     local data="$DIR/mysql/data"
-    if running "$data/mysqld.pid"; then
+    if running "$data/mysqld.pid" mysqld; then
         return 0
     fi
     if [ ! -d "$data/mysql" ]; then
@@ -118,10 +128,14 @@ mariadb_up() {
     fi
     mkdir -p /run/mysqld
     chown mysql: /run/mysqld
+    # a socket left by a MariaDB that is gone would pass the wait below at once
+    if [ -S "$MYSQL_SOCKET" ] && ! mysqladmin --socket="$MYSQL_SOCKET" ping >/dev/null 2>&1; then
+        rm -f "$MYSQL_SOCKET"
+    fi
     # pid file and error log inside the data folder, or it fails to start without a word
     (mysqld --user=mysql --datadir="$data" --socket="$MYSQL_SOCKET" --skip-networking \
         --pid-file="$data/mysqld.pid" --log-error="$data/error.log" </dev/null >/dev/null 2>&1 &)
-    wait_for "MariaDB" 30 test -S "$MYSQL_SOCKET"
+    wait_for "MariaDB" 30 mysqladmin --socket="$MYSQL_SOCKET" ping
 }
 
 wait_for() {
@@ -131,26 +145,38 @@ wait_for() {
     until "$@" >/dev/null 2>&1; do
         if [ "$SECONDS" -ge "$deadline" ]; then
             log "$what did not come up within ${seconds}s (logs in $DIR/log)"
+            show_logs
             exit 1
         fi
         sleep 0.2
     done
 }
 
+# The last lines of every log, so that a start-up that failed on a machine nobody can
+# log in to (CI) says why.
+show_logs() {
+    local file
+    for file in "$DIR"/log/*.log "$DIR/mysql/data/error.log"; do
+        [ -f "$file" ] || continue
+        echo "---- last lines of $file" >&2
+        tail -n 15 "$file" >&2
+    done
+}
+
 slurm_up() {
     export SLURM_CONF="$CONF"
-    running "$DIR/run/slurmdbd.pid" || slurmdbd
+    running "$DIR/run/slurmdbd.pid" slurmdbd || slurmdbd
     wait_for "slurmdbd" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$((PORT_BASE + 2))"
-    running "$DIR/run/slurmctld.pid" || slurmctld
+    running "$DIR/run/slurmctld.pid" slurmctld || slurmctld
     wait_for "slurmctld" 30 scontrol ping
     sacctmgr -i add cluster "$CLUSTER" >/dev/null 2>&1 || true
-    running "$DIR/run/slurmd.pid" || slurmd -N localhost
+    running "$DIR/run/slurmd.pid" slurmd || slurmd -N localhost
     wait_for "the node" 30 bash -c "sinfo -h -o %t | grep -qE '^(idle|mix|alloc)'"
 }
 
 cluster_up() {
     ensure_installed
-    if running "$DIR/run/slurmctld.pid" && running "$DIR/run/slurmd.pid" \
+    if running "$DIR/run/slurmctld.pid" slurmctld && running "$DIR/run/slurmd.pid" slurmd \
         && SLURM_CONF="$CONF" scontrol ping >/dev/null 2>&1; then
         log "Slurm already running (SLURM_CONF=$CONF)"
         return 0
@@ -163,8 +189,8 @@ cluster_up() {
 }
 
 stop_pid() {
-    local file="$1"
-    running "$file" || return 0
+    local file="$1" name="$2"
+    running "$file" "$name" || return 0
     local pid
     pid="$(cat "$file")"
     kill "$pid" 2>/dev/null || true
@@ -179,12 +205,12 @@ cluster_down() {
     [ -d "$DIR" ] || return 0
     local any=0
     for daemon in slurmd slurmctld slurmdbd; do
-        running "$DIR/run/$daemon.pid" && any=1
-        stop_pid "$DIR/run/$daemon.pid"
+        running "$DIR/run/$daemon.pid" "$daemon" && any=1
+        stop_pid "$DIR/run/$daemon.pid" "$daemon"
     done
-    stop_pid "$DIR/mysql/data/mysqld.pid"
+    stop_pid "$DIR/mysql/data/mysqld.pid" mysqld
     if [ -f "$DIR/run/munged.started-here" ]; then
-        stop_pid /run/munge/munged.pid
+        stop_pid /run/munge/munged.pid munged
         rm -f "$DIR/run/munged.started-here"
     fi
     [ "$any" -eq 1 ] && log "Slurm stopped"
@@ -196,7 +222,7 @@ case "${1:-}" in
     down) cluster_down ;;
     env) echo "export SLURM_CONF=$CONF" ;;
     status)
-        if running "$DIR/run/slurmctld.pid" && SLURM_CONF="$CONF" scontrol ping >/dev/null 2>&1; then
+        if running "$DIR/run/slurmctld.pid" slurmctld && SLURM_CONF="$CONF" scontrol ping >/dev/null 2>&1; then
             echo "slurm: running (SLURM_CONF=$CONF)"
         else
             echo "slurm: stopped"
