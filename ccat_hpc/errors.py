@@ -18,6 +18,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (6, "ops-db unusable (unreachable, locked, missing, or no or another schema)"),
     (7, "package error"),
     (8, "batch system error"),
+    (9, "storage error (a buffer or archive could not be read or written)"),
     (70, "internal error (a bug: please report it with the --verbose output)"),
     (130, "interrupted (Ctrl-C)"),
     (143, "terminated (SIGTERM: a time limit or a cancel); what was done is recorded"),

@@ -6,16 +6,19 @@
 #   scripts/services.sh env    print `export` lines with the services' URLs
 #   scripts/services.sh status one line per service
 #
-# Services: PostgreSQL (ops-db) as a throwaway cluster, and a single-node Slurm cluster
-# with accounting (scripts/slurm-cluster.sh: slurm-wlm, munge, slurmdbd, MariaDB).
+# Services: PostgreSQL (ops-db) as a throwaway cluster, a single-node Slurm cluster
+# with accounting (scripts/slurm-cluster.sh: slurm-wlm, munge, slurmdbd, MariaDB), and
+# an S3 server for the long-term archive (scripts/s3-server.sh: SeaweedFS).
 # Everything lives below $CCAT_HPC_SERVICES_DIR (default /tmp/ccat-hpc-services).
-# Ports: $CCAT_HPC_PG_PORT (default 55432), $CCAT_HPC_SLURM_PORT (default 56817-56819).
+# Ports: $CCAT_HPC_PG_PORT (default 55432), $CCAT_HPC_SLURM_PORT (default 56817-56819),
+# $CCAT_HPC_S3_PORT (default 58300-58309).
 set -euo pipefail
 
 SERVICES_DIR="${CCAT_HPC_SERVICES_DIR:-${TMPDIR:-/tmp}/ccat-hpc-services}"
 PG_PORT="${CCAT_HPC_PG_PORT:-55432}"
 PG_DIR="$SERVICES_DIR/postgres"
 SLURM="$(dirname "$0")/slurm-cluster.sh"
+S3="$(dirname "$0")/s3-server.sh"
 export CCAT_HPC_SERVICES_DIR="$SERVICES_DIR"
 
 log() { echo "services: $*" >&2; }
@@ -108,6 +111,7 @@ postgres_down() {
 print_env() {
     echo "export CCAT_HPC_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"
     "$SLURM" env
+    "$S3" env
 }
 
 print_status() {
@@ -117,11 +121,12 @@ print_status() {
         echo "postgres: stopped"
     fi
     "$SLURM" status
+    "$S3" status
 }
 
 case "${1:-}" in
-    up) mkdir -p "$SERVICES_DIR"; postgres_up; "$SLURM" up ;;
-    down) "$SLURM" down; postgres_down ;;
+    up) mkdir -p "$SERVICES_DIR"; postgres_up; "$SLURM" up; "$S3" up ;;
+    down) "$S3" down; "$SLURM" down; postgres_down ;;
     env) print_env ;;
     status) print_status ;;
     *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;

@@ -1,0 +1,1 @@
+"""Storage backends: one interface (:mod:`.base`) for folders, S3 buckets and (declared) tape."""

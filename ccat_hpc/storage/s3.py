@@ -1,0 +1,489 @@
+"""An S3 bucket (and key prefix) as storage, through boto3.
+
+Writes are multipart uploads (one PUT for small objects). Every part is sent with its
+SHA-256 and MD5, which the server checks before it accepts the part (a damaged part is
+refused with BadDigest, never stored); the xxh3-128 the object must have is stored as
+object metadata (``x-amz-meta-xxh3-128``). Parts are read in order, hashed with
+xxh3-128 on the way, and uploaded by a few threads; at most ``max_in_flight`` parts are
+in memory at a time. The upload is completed only when the whole object's xxh3-128
+and size are the expected ones; otherwise it is aborted and nothing appears under the
+key. After completing, the object is checked with a HEAD: size, the server's composite
+SHA-256 (the same one the parts were sent with) and the metadata.
+
+Reads are ranged GETs, streamed. Retries of 5xx, throttling and dropped connections
+are botocore's ("standard" mode: exponential backoff with jitter); what still fails is
+a StorageError that says whether trying later can help. Credentials come from the
+environment (``CCAT_S3_ACCESS_KEY_ID``/``CCAT_S3_SECRET_ACCESS_KEY``, else boto3's own
+chain: ``AWS_*`` variables, profiles); they are never part of a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccat_hpc.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    ChecksumMismatch,
+    HashingCounter,
+    ObjectInfo,
+    ObjectNotFound,
+    StorageBackend,
+    StorageError,
+    check_key,
+    check_prefix,
+    check_range,
+)
+
+METADATA_KEY = "xxh3-128"
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (but the last)
+DEFAULT_PART_SIZE = 64 * 1024 * 1024
+MAX_PARTS = 10_000
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where the objects are, and how to reach them (credentials are not kept here)."""
+
+    endpoint_url: str
+    bucket: str
+    prefix: str = ""
+    region: str = ""
+    part_size: int = DEFAULT_PART_SIZE
+    max_in_flight: int = 4
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> S3Credentials:
+        """``CCAT_S3_*`` when set; None values let boto3 find its own (``AWS_*``, profiles)."""
+        return cls(
+            access_key_id=environ.get("CCAT_S3_ACCESS_KEY_ID") or None,
+            secret_access_key=environ.get("CCAT_S3_SECRET_ACCESS_KEY") or None,
+            session_token=environ.get("CCAT_S3_SESSION_TOKEN") or None,
+        )
+
+
+def make_client(settings: S3Settings, credentials: S3Credentials) -> Any:
+    """A boto3 S3 client for ``settings`` (boto3 is imported only here, when S3 is used)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_pool_connections=max(10, settings.max_in_flight * 2),
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"},
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.endpoint_url or None,
+        region_name=settings.region or "us-east-1",
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+        config=config,
+    )
+
+
+class S3Storage(StorageBackend):
+    def __init__(self, settings: S3Settings, client: Any) -> None:
+        if not MIN_PART_SIZE <= settings.part_size <= 5 * 1024**3:
+            raise StorageError(f"S3 part size must be 5 MiB to 5 GiB, got {settings.part_size}")
+        self.settings = settings
+        self.client = client
+        self._prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
+
+    def describe(self) -> str:
+        return f"s3://{self.settings.bucket}/{self._prefix} at {self.settings.endpoint_url}"
+
+    def _key(self, key: str) -> str:
+        return self._prefix + check_key(key)
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.settings.bucket}/{self._prefix}{key}"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def stat(self, key: str) -> ObjectInfo:
+        head = self._head(key)
+        return ObjectInfo(
+            key=key,
+            size=int(head["ContentLength"]),
+            checksum=head.get("Metadata", {}).get(METADATA_KEY),
+            modified=head.get("LastModified"),
+        )
+
+    def _head(self, key: str) -> dict[str, Any]:
+        full = self._key(key)
+        result: dict[str, Any] = self._call(
+            key,
+            "HEAD",
+            lambda: self.client.head_object(
+                Bucket=self.settings.bucket, Key=full, ChecksumMode="ENABLED"
+            ),
+        )
+        return result
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        check_prefix(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.settings.bucket, Prefix=self._prefix + prefix)
+        iterator = iter(pages)
+        while True:
+            page = self._call(prefix or "/", "LIST", lambda: next(iterator, None))
+            if page is None:
+                return
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=item["Key"][len(self._prefix) :],
+                    size=int(item["Size"]),
+                    modified=item.get("LastModified"),
+                )
+
+    def read(
+        self,
+        key: str,
+        offset: int = 0,
+        length: int | None = None,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> Iterator[bytes]:
+        check_range(offset, length)
+        size = self.stat(key).size
+        end = size if length is None else offset + length
+        if end > size or offset > size:
+            raise StorageError(
+                f"{self._where(key)}: bytes {offset}-{end} asked for, object has {size}"
+            )
+        if end == offset:
+            return
+        full = self._key(key)
+        response = self._call(
+            key,
+            "GET",
+            lambda: self.client.get_object(
+                Bucket=self.settings.bucket, Key=full, Range=f"bytes={offset}-{end - 1}"
+            ),
+        )
+        body = response["Body"]
+        received = 0
+        try:
+            for piece in body.iter_chunks(chunk_size):
+                received += len(piece)
+                yield piece
+        except Exception as exc:
+            raise as_storage_error(exc, self._where(key), "GET") from None
+        finally:
+            body.close()
+        if received != end - offset:
+            raise StorageError(
+                f"{self._where(key)}: GET gave {received} bytes, asked for {end - offset}",
+                transient=True,
+            )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(
+        self,
+        key: str,
+        chunks: Iterable[bytes | memoryview],
+        *,
+        checksum: str,
+        size: int | None = None,
+    ) -> ObjectInfo:
+        full = self._key(key)
+        counter = HashingCounter(checksum, size)
+        part_size = self._part_size(size)
+        parts = _parts(chunks, part_size, counter)
+        first = next(parts, b"")
+        second = next(parts, None)
+        if second is None:
+            counter.check(self._where(key))
+            server_checksum = self._put(key, full, first, counter.expected_checksum)
+        else:
+            upload = _MultipartUpload(self, key, full, counter.expected_checksum)
+            server_checksum = upload.run(_chain(first, second, parts), counter)
+        return self._check_stored(key, counter, server_checksum)
+
+    def _part_size(self, size: int | None) -> int:
+        part_size = self.settings.part_size
+        if size is not None:
+            while size > part_size * MAX_PARTS:
+                part_size *= 2
+        return part_size
+
+    def _put(self, key: str, full: str, data: bytes, checksum: str) -> str:
+        digests = _digests(data)
+        self._call(
+            key,
+            "PUT",
+            lambda: self.client.put_object(
+                Bucket=self.settings.bucket,
+                Key=full,
+                Body=data,
+                Metadata={METADATA_KEY: checksum},
+                **digests,
+            ),
+        )
+        return digests["ChecksumSHA256"]
+
+    def _check_stored(self, key: str, counter: HashingCounter, server_checksum: str) -> ObjectInfo:
+        """The object as stored, checked: size, our metadata, and the server's SHA-256."""
+        head = self._head(key)
+        stored_size = int(head["ContentLength"])
+        stored_checksum = head.get("Metadata", {}).get(METADATA_KEY)
+        stored_sha256 = head.get("ChecksumSHA256")
+        if stored_sha256 is not None and stored_sha256 != server_checksum:
+            raise ChecksumMismatch(
+                f"{self._where(key)}: the server's SHA-256 is {stored_sha256}, "
+                f"the uploaded bytes had {server_checksum}"
+            )
+        if stored_size != counter.size or stored_checksum != counter.expected_checksum:
+            raise ChecksumMismatch(
+                f"{self._where(key)}: stored object has {stored_size} bytes and xxh3-128 "
+                f"{stored_checksum}, expected {counter.size} and {counter.expected_checksum}"
+            )
+        return ObjectInfo(
+            key=key,
+            size=stored_size,
+            checksum=stored_checksum,
+            modified=head.get("LastModified"),
+        )
+
+    def delete(self, key: str) -> None:
+        self.stat(key)
+        full = self._key(key)
+        self._call(
+            key, "DELETE", lambda: self.client.delete_object(Bucket=self.settings.bucket, Key=full)
+        )
+
+    def server_checksum(self, key: str) -> str | None:
+        """The server's SHA-256 of the object (composite ``…-N`` for a multipart one)."""
+        value = self._head(key).get("ChecksumSHA256")
+        return None if value is None else str(value)
+
+    def _call(self, key: str, action: str, work: Any) -> Any:
+        try:
+            return work()
+        except Exception as exc:
+            raise as_storage_error(exc, self._where(key), action) from None
+
+
+class _MultipartUpload:
+    """One multipart upload: parts uploaded by a few threads, completed only if all is well."""
+
+    def __init__(self, storage: S3Storage, key: str, full: str, checksum: str) -> None:
+        self.storage = storage
+        self.key = key
+        self.full = full
+        self.checksum = checksum
+        self.bucket = storage.settings.bucket
+        self.upload_id = ""
+        self._slots = threading.BoundedSemaphore(storage.settings.max_in_flight)
+
+    def run(self, parts: Iterator[bytes], counter: HashingCounter) -> str:
+        """Upload every part and complete; the composite SHA-256 the server should hold."""
+        created = self.storage._call(
+            self.key,
+            "multipart upload",
+            lambda: self.storage.client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.full,
+                Metadata={METADATA_KEY: self.checksum},
+                ChecksumAlgorithm="SHA256",
+            ),
+        )
+        self.upload_id = created["UploadId"]
+        try:
+            done = self._upload_parts(parts)
+            counter.check(self.storage._where(self.key))
+            self._complete(done)
+        except BaseException:
+            self._abort()
+            raise
+        return composite_sha256(base64.b64decode(part["ChecksumSHA256"]) for part in done)
+
+    def _upload_parts(self, parts: Iterator[bytes]) -> list[dict[str, Any]]:
+        futures: list[Future[dict[str, Any]]] = []
+        failed = threading.Event()
+
+        def finished(future: Future[dict[str, Any]]) -> None:
+            self._slots.release()
+            if future.cancelled() or future.exception() is not None:
+                failed.set()
+
+        with ThreadPoolExecutor(max_workers=self.storage.settings.max_in_flight) as pool:
+            try:
+                for number, data in enumerate(parts, start=1):
+                    self._slots.acquire()
+                    if failed.is_set():
+                        self._slots.release()
+                        break
+                    future = pool.submit(self._upload_part, number, data)
+                    future.add_done_callback(finished)
+                    futures.append(future)
+                wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+            for future in futures:
+                future.cancel()
+        return [future.result() for future in futures]
+
+    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+        digests = _digests(data)
+        response = self.storage._call(
+            self.key,
+            f"upload of part {number}",
+            lambda: self.storage.client.upload_part(
+                Bucket=self.bucket,
+                Key=self.full,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+                **digests,
+            ),
+        )
+        return {
+            "PartNumber": number,
+            "ETag": response["ETag"],
+            "ChecksumSHA256": digests["ChecksumSHA256"],
+        }
+
+    def _complete(self, parts: list[dict[str, Any]]) -> None:
+        self.storage._call(
+            self.key,
+            "completing the multipart upload",
+            lambda: self.storage.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.full,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            ),
+        )
+
+    def _abort(self) -> None:
+        # when the server is gone, its lifecycle rules clear the parts later
+        with contextlib.suppress(Exception):
+            self.storage.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.full, UploadId=self.upload_id
+            )
+
+
+def composite_sha256(part_digests: Iterable[bytes]) -> str:
+    """The S3 composite checksum of a multipart object: SHA-256 of the parts' SHA-256s, '-N'."""
+    digests = list(part_digests)
+    combined = hashlib.sha256(b"".join(digests)).digest()
+    return f"{base64.b64encode(combined).decode('ascii')}-{len(digests)}"
+
+
+def _digests(data: bytes) -> dict[str, str]:
+    return {
+        "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode("ascii"),
+        "ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode("ascii"),
+    }
+
+
+def _parts(
+    chunks: Iterable[bytes | memoryview], part_size: int, counter: HashingCounter
+) -> Iterator[bytes]:
+    """The bytes of ``chunks`` cut into parts of ``part_size`` (the last may be shorter)."""
+    buffer = bytearray()
+    for chunk in chunks:
+        counter.update(chunk)
+        buffer += chunk
+        while len(buffer) >= part_size:
+            with memoryview(buffer) as view:
+                part = bytes(view[:part_size])
+            del buffer[:part_size]
+            yield part
+    if buffer:
+        yield bytes(buffer)
+
+
+def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield second
+    yield from rest
+
+
+def as_storage_error(exc: Exception, where: str, action: str) -> StorageError:
+    """A boto3/botocore failure as a StorageError that says whether a retry can help."""
+    if isinstance(exc, StorageError):
+        return exc
+    code, status, message = _client_error_details(exc)
+    if code in _MISSING_CODES or status == 404:
+        if code == "NoSuchBucket":
+            return StorageError(f"{where}: {action}: the bucket does not exist")
+        return ObjectNotFound(f"{where}: no such object")
+    if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+        return ChecksumMismatch(f"{where}: {action}: the server refused the bytes ({code})")
+    if code:
+        transient = code in _TRANSIENT_CODES or (status is not None and status >= 500)
+        return StorageError(f"{where}: {action}: {code}: {message}", transient=transient)
+    name = type(exc).__name__
+    transient = _is_connection_problem(exc)
+    detail = f"{name}: {exc}" if transient else name
+    return StorageError(f"{where}: {action}: {detail}", transient=transient)
+
+
+def _client_error_details(exc: Exception) -> tuple[str, int | None, str]:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return "", None, ""
+    error = response.get("Error", {}) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(error.get("Code", "") or (status or ""))
+    message = str(error.get("Message", "") or "")
+    return code, status if isinstance(status, int) else None, message
+
+
+def _is_connection_problem(exc: Exception) -> bool:
+    try:
+        from botocore import exceptions as botocore_errors
+    except ImportError:  # pragma: no cover - boto3 is installed with the s3 extra
+        return False
+    transient_types = (
+        botocore_errors.EndpointConnectionError,
+        botocore_errors.ConnectionClosedError,
+        botocore_errors.ReadTimeoutError,
+        botocore_errors.ConnectTimeoutError,
+        botocore_errors.ResponseStreamingError,
+    )
+    return isinstance(exc, (*transient_types, ConnectionError, TimeoutError))
