@@ -40,7 +40,10 @@ from ccat_hpc.redact import redact_url, scrub
 #: pydantic, alembic) is imported only when that command runs or shows its help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "catalog": ("ccat_hpc.cli.catalog_cmds:catalog", "Load and list the observation catalog."),
-    "checksum": ("ccat_hpc.cli.checksum_cmds:checksum", "Checksum new files with a job array."),
+    "checksum": (
+        "ccat_hpc.cli.checksum_cmds:checksum",
+        "Checksum new files with a job array (= step checksum).",
+    ),
     "db": ("ccat_hpc.cli.db_cmds:db", "Create and migrate the ops-db schema."),
     "demo": ("ccat_hpc.cli.demo_cmds:demo", "Run the main job end to end on SQLite."),
     "file": ("ccat_hpc.cli.file_cmds:file_command", "File manifests into ops-db."),
@@ -60,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "sites": ("ccat_hpc.cli.sites_cmds:sites", "Load, list and show sites, locations, routes."),
     "status": ("ccat_hpc.cli.status_cmds:status", "Counts by state and location in ops-db."),
+    "step": (
+        "ccat_hpc.cli.step_cmds:step",
+        "Run a pipeline step (checksum, package, …) as a job array.",
+    ),
     "watch": ("ccat_hpc.cli.file_cmds:watch_command", "File every manifest dropped into a folder."),
 }
 GLOBAL_OPTION_NAMES = ("global_db", "global_verbose")

@@ -65,6 +65,8 @@ class RawDataFileState(enum.StrEnum):
       └──────────────── CHECKSUMMED, MISSING, CORRUPT (an operator asks for a re-check)
 
     CHECKSUMMING: claimed by a checksum batch; no second batch takes the file.
+    CHECKSUMMED ──▶ CORRUPT | MISSING: packaging found the file changed or gone since
+    it was checksummed (its package is not built; the other files are packaged again).
     """
 
     FILED = "filed"
@@ -108,6 +110,15 @@ class PackageState(enum.StrEnum):
                    │                       │                               │
                    └──▶ FAILED ◀───────────┴───────────────────────────────┘
     FAILED ──▶ PLANNED (operator or retry policy re-queues it)
+
+    RawDataPackage: BUILT in its first BUFFER; TRANSFERRING once bundled into a DTP;
+    TRANSFERRED when unpacked and verified at the destination; ARCHIVING while uploaded;
+    ARCHIVED once its archive copy is verified. DataTransferPackage: BUILT in the origin
+    BUFFER; TRANSFERRING while it moves (hop by hop on a relay route); TRANSFERRED when
+    its checksum is verified at the destination BUFFER; ARCHIVING while its RDPs are
+    archived; ARCHIVING ──▶ BUILT when the destination copy fails verification (it is
+    transferred again). BUILDING ──▶ PLANNED and TRANSFERRING ──▶ BUILT give back an
+    item whose task ended without an outcome.
     """
 
     PLANNED = "planned"
@@ -227,7 +238,7 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
         {
             "filed": ("checksumming",),
             "checksumming": ("checksummed", "missing", "corrupt", "filed"),
-            "checksummed": ("packaged", "filed"),
+            "checksummed": ("packaged", "filed", "corrupt", "missing"),
             "packaged": ("archived", "checksummed"),
             "archived": (),
             "missing": ("filed",),
@@ -255,7 +266,7 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
             "built": ("transferring", "archiving", "failed"),
             "transferring": ("transferred", "failed", "built"),
             "transferred": ("archiving", "failed"),
-            "archiving": ("archived", "failed", "transferred"),
+            "archiving": ("archived", "failed", "transferred", "built"),
             "archived": (),
             "failed": ("planned",),
         },

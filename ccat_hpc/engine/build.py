@@ -18,6 +18,7 @@ import errno
 import fcntl
 import functools
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class SourceReader:
         self.close()
         spec = self.specs[member]
         try:
-            fd = os.open(spec.source, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = _open_source(spec.source)
         except OSError as exc:
             raise SourceChanged(f"{spec.source}: cannot open: {exc.strerror}") from None
         self._open = (member, fd)
@@ -68,6 +69,8 @@ class SourceReader:
     def _check_unchanged(self, member: int, fd: int) -> None:
         spec = self.specs[member]
         info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceChanged(f"{spec.source}: is no longer a regular file")
         if info.st_size != spec.size or (spec.mtime_ns and info.st_mtime_ns != spec.mtime_ns):
             raise SourceChanged(
                 f"{spec.source}: changed since it was listed (size {info.st_size}, "
@@ -85,6 +88,20 @@ class SourceReader:
         if self._open is not None:
             os.close(self._open[1])
             self._open = None
+
+
+def _open_source(path: str) -> int:
+    """Open a member's source for reading, never waiting on a FIFO put in its place.
+
+    O_NONBLOCK makes opening a FIFO return at once (the caller then refuses it as no
+    regular file); a regular file under a lease (an HSM or NFS server recalling it)
+    answers EWOULDBLOCK instead, and is then opened waiting, as any reader would.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | os.O_NONBLOCK)
+    except BlockingIOError:
+        return os.open(path, flags)
 
 
 def assemble(chunk: Chunk, reader: SourceReader, buffer: bytearray) -> memoryview:

@@ -2,7 +2,9 @@
 
 ``noop`` and ``sleep`` exist for diagnostics and tests (their parameters can make
 chosen tasks fail or die without a word); ``mpi`` reports its ranks; ``checksum``
-hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`). A kind whose
+hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`); ``package`` builds
+RawDataPackages (:mod:`ccat_hpc.pipeline.package_task`, every rank of an MPI task
+together). A kind whose
 work items are claimed in ops-db when its batch is created (checksum: the files)
 says how to give back the items of a task that ended without its outcome.
 """
@@ -131,12 +133,35 @@ def _release_checksum(session: Session, items: Sequence[Any], batch_id: int) -> 
     return release_files(session, items, batch_id)
 
 
+def package(context: TaskContext) -> dict[str, Any]:
+    from ccat_hpc.pipeline.package_task import package_task
+
+    return package_task(context)
+
+
+def _package_other_ranks(comm: Intracomm) -> None:
+    from ccat_hpc.pipeline.package_task import package_other_ranks
+
+    package_other_ranks(comm)
+
+
+def _release_packages(session: Session, items: Sequence[Any], batch_id: int) -> int:
+    from ccat_hpc.db.models import RawDataPackage
+    from ccat_hpc.pipeline.package_task import PACKAGE_STATES
+    from ccat_hpc.pipeline.step_items import release
+
+    return release(session, RawDataPackage, items, PACKAGE_STATES, batch_id)
+
+
 def job_kinds() -> dict[str, JobKind]:
     return {
         "noop": JobKind(noop, check_parameters=_diagnostic_parameters),
         "sleep": JobKind(sleep, check_parameters=_sleep_parameters),
         "mpi": JobKind(mpi_hello, _mpi_hello_other_ranks),
         "checksum": JobKind(checksum, release=_release_checksum, submittable=False),
+        "package": JobKind(
+            package, _package_other_ranks, release=_release_packages, submittable=False
+        ),
     }
 
 

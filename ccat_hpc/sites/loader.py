@@ -95,6 +95,7 @@ def _upsert_site(session: Session, config: SiteConfig, report: UpsertReport) -> 
     settings = {
         "retention": {str(k): v.model_dump(mode="json") for k, v in config.retention.items()},
         "slurm_profiles": {k: v.model_dump(mode="json") for k, v in config.slurm_profiles.items()},
+        "pipeline": config.pipeline.model_dump(mode="json"),
     }
     values = {
         "short_name": info.short_name,

@@ -183,6 +183,19 @@ class SlurmProfile(Strict):
         return lines
 
 
+class PipelineSettings(Strict):
+    """How the site packages and bundles: sizes and waiting times of the pipeline steps."""
+
+    #: a RawDataPackage holds at most this many bytes (a larger set of files is split)
+    max_package_bytes: int = Field(default=50 * 10**9, ge=1)
+    #: a DataTransferPackage is closed once its RDPs reach this many bytes ...
+    bundle_target_bytes: int = Field(default=200 * 10**9, ge=1)
+    #: ... or once its oldest RDP has waited this long, so a quiet night strands nothing
+    bundle_max_wait_minutes: float = Field(default=60.0, ge=0)
+    #: parallel streams of the local-copy transfer method
+    transfer_streams: int = Field(default=4, ge=1, le=64)
+
+
 class ArchiveConfig(Strict):
     name: Name
     description: str = ""
@@ -195,6 +208,7 @@ class SiteConfig(Strict):
     archives: list[ArchiveConfig] = []
     retention: dict[LocationType, RetentionPolicy] = {}
     slurm_profiles: dict[str, SlurmProfile] = {}
+    pipeline: PipelineSettings = PipelineSettings()
 
     @field_validator("slurm_profiles")
     @classmethod

@@ -170,6 +170,14 @@ class PosixStorage(StorageBackend):
                 raise self._error(key, "cannot delete", exc) from None
             os.fsync(folder)
 
+    def local_path(self, key: str, *, create_folders: bool = False) -> Path:
+        """The file system path of ``key``, for tools that write files themselves (the
+        package engine, transfer methods); its folders are made (never through a link)
+        when asked. The caller publishes under the final name only when complete."""
+        check_key(key)
+        with self._folder(key, create=create_folders):
+            return self._path(key)
+
     # -- helpers -------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:

@@ -24,6 +24,17 @@ DEFAULT_CHECKSUM_ALGORITHM = "xxh3_128"
 DEFAULT_MAX_PACKAGE_BYTES = 50 * 10**9
 
 
+class StepItemMixin:
+    """What a pipeline step needs on an item it works on: its claim and its failures."""
+
+    #: the job batch whose task works on the item now; only that batch records it
+    claimed_by_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
+    #: how many times a step tried the item
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: after a failure: whether trying again can help (None: no failure)
+    failure_retryable: Mapped[bool | None]
+
+
 class ChecksumMixin:
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     checksum: Mapped[str | None] = mapped_column(String(128))
@@ -109,7 +120,7 @@ class RawDataFileCheck(IdMixin, Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
-class RawDataPackage(IdMixin, ChecksumMixin, CreatedMixin, Base):
+class RawDataPackage(IdMixin, ChecksumMixin, StepItemMixin, CreatedMixin, Base):
     """A tar of the files of one execution × instrument module (split into parts if large)."""
 
     __tablename__ = "raw_data_package"
@@ -169,7 +180,7 @@ class RawDataPackageMetadata(IdMixin, Base):
     raw_data_package: Mapped[RawDataPackage] = relationship(back_populates="package_metadata")
 
 
-class DataTransferPackage(IdMixin, ChecksumMixin, CreatedMixin, Base):
+class DataTransferPackage(IdMixin, ChecksumMixin, StepItemMixin, CreatedMixin, Base):
     """A tar of RawDataPackages waiting in one BUFFER, moved between sites as one unit."""
 
     __tablename__ = "data_transfer_package"
@@ -182,6 +193,8 @@ class DataTransferPackage(IdMixin, ChecksumMixin, CreatedMixin, Base):
     origin_location_id: Mapped[int | None] = mapped_column(
         ForeignKey("data_location.id"), index=True
     )
+    #: the route it travels (chosen when it is bundled) and so its destination site
+    route_id: Mapped[int | None] = mapped_column(ForeignKey("data_transfer_route.id"), index=True)
     priority: Mapped[int] = mapped_column(default=0)
     member_index: Mapped[dict[str, Any] | None]
     failure_reason: Mapped[str | None] = mapped_column(Text)

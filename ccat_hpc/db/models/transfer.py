@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ccat_hpc.db.base import Base, CreatedMixin, IdMixin, state_enum
@@ -28,7 +28,11 @@ class AttemptMixin:
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    bytes_transferred: Mapped[int] = mapped_column(default=0)
+    #: after a failure: whether trying again can help
+    failure_retryable: Mapped[bool | None]
+    bytes_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the job batch that did the move
+    job_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
 
 
 class LogMixin:
