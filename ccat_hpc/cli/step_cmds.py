@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -30,7 +32,7 @@ SHOWN_PROBLEMS = 20
 
 @click.group()
 def step() -> None:
-    """Run a pipeline step as one job array: checksum, package (then bundle, transfer,
+    """Run a pipeline step as one job array: checksum, package, bundle (then transfer,
     archive).
 
     Each step takes the items waiting for it in ops-db, claims them (a second run at
@@ -41,6 +43,54 @@ def step() -> None:
 
 step.add_command(checksum, "checksum")
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def step_options(command: F) -> F:
+    """The options every step takes: --executor, --workdir, --site, --wait, --json."""
+    wrapped: Any = command
+    for decorator in (pass_app, output_options, WAIT_OPTION, SITE_OPTION, WORKDIR_OPTION):
+        wrapped = decorator(wrapped)
+    return EXECUTOR_OPTION(wrapped)  # type: ignore[no-any-return]
+
+
+def _setup(app: AppContext, executor: str, workdir: Path, site: str | None, kind: str) -> Any:
+    from ccat_hpc.jobs.step_batches import JobSetup
+
+    return JobSetup(
+        make_named_executor(executor),
+        task_environment(app),
+        absolute_workdir(workdir),
+        site_profile(app, site, kind),
+        site,
+    )
+
+
+def _finish(
+    app: AppContext,
+    submitted: Any,
+    noun: str,
+    executor: str,
+    wait: bool,
+    output: str | None,
+    model: Any,
+    done_states: tuple[Any, ...],
+) -> None:
+    """Print what was submitted; with --wait, wait and name every item that failed."""
+    items = len(submitted.item_ids)
+    text = (
+        f"batch {submitted.batch_id} submitted: {items} {noun}(s) "
+        f"({submitted.planned} new) in {submitted.tasks} task(s)"
+    )
+    data = {noun.replace(" ", "_") + "s": items, "tasks": submitted.tasks, "executor": executor}
+    echo_result(output, submitted.batch_id, text, data)
+    if wait:
+        quiet = output is not None
+        succeeded = wait_and_report(app, submitted.batch_id, executor, quiet=quiet)
+        problems = _report_items(app, model, submitted.item_ids, done_states, noun, quiet)
+        if problems or not succeeded:
+            sys.exit(1)
+
 
 @step.command("package")
 @click.option(
@@ -48,12 +98,7 @@ step.add_command(checksum, "checksum")
     type=click.IntRange(min=1),
     help="Bytes of packages per array task (default: the site's maximum package size).",
 )
-@EXECUTOR_OPTION
-@WORKDIR_OPTION
-@SITE_OPTION
-@WAIT_OPTION
-@output_options
-@pass_app
+@step_options
 def package(
     app: AppContext,
     bytes_per_task: int | None,
@@ -71,32 +116,48 @@ def package(
     while it is packaged. Under Slurm, a `package` profile with ntasks > 1 builds each
     package with that many MPI ranks.
     """
+    from ccat_hpc.db.models import RawDataPackage
+    from ccat_hpc.db.states import PackageState
     from ccat_hpc.jobs.package_batch import submit_package
 
-    submitted = submit_package(
-        app.sessions(),
-        make_named_executor(executor),
-        task_environment(app),
-        absolute_workdir(workdir),
-        site_profile(app, site, "package"),
-        site,
-        bytes_per_task,
-    )
+    setup = _setup(app, executor, workdir, site, "package")
+    submitted = submit_package(app.sessions(), setup, bytes_per_task)
     if submitted is None:
         _nothing_to_do(output, "package", "no checksummed file is waiting")
         return
-    text = (
-        f"batch {submitted.batch_id} submitted: {len(submitted.item_ids)} package(s) "
-        f"({submitted.planned} new) in {submitted.tasks} task(s)"
+    _finish(
+        app, submitted, "package", executor, wait, output, RawDataPackage, (PackageState.BUILT,)
     )
-    data = {"packages": len(submitted.item_ids), "tasks": submitted.tasks, "executor": executor}
-    echo_result(output, submitted.batch_id, text, data)
-    if wait:
-        quiet = output is not None
-        succeeded = wait_and_report(app, submitted.batch_id, executor, quiet=quiet)
-        problems = _report_packages(app, submitted.item_ids, quiet=quiet)
-        if problems or not succeeded:
-            sys.exit(1)
+
+
+@step.command("bundle")
+@step_options
+def bundle(
+    app: AppContext,
+    executor: str,
+    workdir: Path,
+    site: str | None,
+    wait: bool,
+    output: str | None,
+) -> None:
+    """Bundle the RDPs waiting in a BUFFER into DataTransferPackages for their route.
+
+    RDPs of one buffer and route, oldest first, fill a DTP up to the site's
+    pipeline.bundle_target_bytes; the rest waits for more, unless its oldest RDP has
+    waited pipeline.bundle_max_wait_minutes. Every RDP is checked against its
+    checksum while it is bundled.
+    """
+    from ccat_hpc.db.models import DataTransferPackage
+    from ccat_hpc.db.states import PackageState
+    from ccat_hpc.jobs.bundle_batch import submit_bundle
+
+    setup = _setup(app, executor, workdir, site, "bundle")
+    submitted = submit_bundle(app.sessions(), setup)
+    if submitted is None:
+        _nothing_to_do(output, "bundle", "no package is ready to go (or none waited long enough)")
+        return
+    states = (PackageState.BUILT,)
+    _finish(app, submitted, "transfer package", executor, wait, output, DataTransferPackage, states)
 
 
 def _nothing_to_do(output: str | None, name: str, why: str) -> None:
@@ -106,24 +167,27 @@ def _nothing_to_do(output: str | None, name: str, why: str) -> None:
         click.echo(f"nothing to {name}: {why}")
 
 
-def _report_packages(app: AppContext, package_ids: list[int], quiet: bool) -> int:
-    """Print the outcome of the packages; return how many did not get built."""
+def _report_items(
+    app: AppContext,
+    model: Any,
+    item_ids: list[int],
+    done_states: tuple[Any, ...],
+    noun: str,
+    quiet: bool,
+) -> int:
+    """Print the items' outcomes; return how many did not get done (named on stderr)."""
     from sqlalchemy import select
 
-    from ccat_hpc.db.models import RawDataPackage
     from ccat_hpc.db.session import transaction
-    from ccat_hpc.db.states import PackageState
 
     with transaction(app.sessions()) as session:
         rows = session.execute(
-            select(RawDataPackage.name, RawDataPackage.state, RawDataPackage.failure_reason).where(
-                RawDataPackage.id.in_(package_ids)
-            )
+            select(model.name, model.state, model.failure_reason).where(model.id.in_(item_ids))
         ).all()
     counts = Counter(state.value for _, state, _ in rows)
     if not quiet:
-        click.echo("packages: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    bad = [(name, state, why) for name, state, why in rows if state != PackageState.BUILT]
+        click.echo(f"{noun}s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    bad = [(name, state, why) for name, state, why in rows if state not in done_states]
     for name, state, why in bad[:SHOWN_PROBLEMS]:
-        click.echo(f"  {name}: {state.value}: {one_line(why or 'not built')}", err=True)
+        click.echo(f"  {name}: {state.value}: {one_line(why or 'not done')}", err=True)
     return len(bad)

@@ -118,7 +118,8 @@ class PackageState(enum.StrEnum):
     its checksum is verified at the destination BUFFER; ARCHIVING while its RDPs are
     archived; ARCHIVING ──▶ BUILT when the destination copy fails verification (it is
     transferred again). BUILDING ──▶ PLANNED and TRANSFERRING ──▶ BUILT give back an
-    item whose task ended without an outcome.
+    item whose task ended without an outcome; BUILT ──▶ PLANNED builds an RDP again
+    whose copy in the buffer was found damaged before it left.
     """
 
     PLANNED = "planned"
@@ -263,7 +264,7 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
         {
             "planned": ("building",),
             "building": ("built", "failed", "planned"),
-            "built": ("transferring", "archiving", "failed"),
+            "built": ("transferring", "archiving", "failed", "planned"),
             "transferring": ("transferred", "failed", "built"),
             "transferred": ("archiving", "failed"),
             "archiving": ("archived", "failed", "transferred", "built"),

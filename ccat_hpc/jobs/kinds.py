@@ -153,6 +153,20 @@ def _release_packages(session: Session, items: Sequence[Any], batch_id: int) -> 
     return release(session, RawDataPackage, items, PACKAGE_STATES, batch_id)
 
 
+def bundle(context: TaskContext) -> dict[str, Any]:
+    from ccat_hpc.pipeline.bundle_task import bundle_task
+
+    return bundle_task(context)
+
+
+def _release_bundles(session: Session, items: Sequence[Any], batch_id: int) -> int:
+    from ccat_hpc.db.models import DataTransferPackage
+    from ccat_hpc.pipeline.bundle_task import BUNDLE_STATES
+    from ccat_hpc.pipeline.step_items import release
+
+    return release(session, DataTransferPackage, items, BUNDLE_STATES, batch_id)
+
+
 def job_kinds() -> dict[str, JobKind]:
     return {
         "noop": JobKind(noop, check_parameters=_diagnostic_parameters),
@@ -162,6 +176,7 @@ def job_kinds() -> dict[str, JobKind]:
         "package": JobKind(
             package, _package_other_ranks, release=_release_packages, submittable=False
         ),
+        "bundle": JobKind(bundle, release=_release_bundles, submittable=False),
     }
 
 

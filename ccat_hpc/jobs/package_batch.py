@@ -8,10 +8,6 @@ a retry can help, are PLANNED again and go into the next batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-
 from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,23 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ccat_hpc.db.models import DataLocation, RawDataFile, RawDataPackage, Site
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PackageState
-from ccat_hpc.executors.base import Executor
-from ccat_hpc.jobs.batches import create_batch, submit_batch
+from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission, claim_and_submit
 from ccat_hpc.jobs.tracking import track_unfinished
-from ccat_hpc.pipeline import step_items
-from ccat_hpc.pipeline.checksum import plan_tasks
 from ccat_hpc.pipeline.package_task import PACKAGE_STATES
 from ccat_hpc.pipeline.packaging import PlanConflict, max_package_bytes, plan_packages
-from ccat_hpc.sites.schema import SlurmProfile
-
-
-@dataclass(frozen=True)
-class StepSubmission:
-    batch_id: int
-    item_ids: list[int]
-    tasks: int
-    #: items created by this submission's planning (e.g. new RDPs)
-    planned: int = 0
 
 
 def plan_new_packages(factory: sessionmaker[Session], site: str | None) -> int:
@@ -66,36 +49,21 @@ def packages_waiting(session: Session, site: str | None) -> list[tuple[int, int]
 
 
 def submit_package(
-    factory: sessionmaker[Session],
-    executor: Executor,
-    environment: Mapping[str, str],
-    working_dir: Path,
-    profile: SlurmProfile,
-    site: str | None = None,
-    bytes_per_task: int | None = None,
+    factory: sessionmaker[Session], setup: JobSetup, bytes_per_task: int | None = None
 ) -> StepSubmission | None:
     """Plan RDPs, claim every PLANNED one and submit one batch; None when none waits."""
-    track_unfinished(factory, "package", executor)
-    planned = plan_new_packages(factory, site)
-    with transaction(factory) as session:
-        waiting = packages_waiting(session, site)
-        claimed = set(
-            step_items.claim(session, RawDataPackage, [i for i, _ in waiting], PACKAGE_STATES)
-        )
-        if not claimed:
-            return None
-        per_task = bytes_per_task or max_package_bytes(session, site)
-        tasks = plan_tasks([(i, s) for i, s in waiting if i in claimed], per_task)
-        batch = create_batch(
-            session,
-            "package",
-            tasks,
-            executor=executor.name,
-            profile=profile,
-            working_dir=working_dir,
-            site_name=site,
-        )
-        batch_id = batch.id
-        step_items.assign(session, RawDataPackage, sorted(claimed), batch_id)
-    submit_batch(factory, batch_id, executor, environment)
-    return StepSubmission(batch_id, sorted(claimed), len(tasks), planned)
+    track_unfinished(factory, "package", setup.executor)
+    planned = plan_new_packages(factory, setup.site)
+    if bytes_per_task is None:
+        with transaction(factory) as session:
+            bytes_per_task = max_package_bytes(session, setup.site)
+    submitted = claim_and_submit(
+        factory,
+        "package",
+        RawDataPackage,
+        PACKAGE_STATES,
+        lambda session: packages_waiting(session, setup.site),
+        bytes_per_task,
+        setup,
+    )
+    return None if submitted is None else StepSubmission(*submitted, planned=planned)

@@ -1,0 +1,75 @@
+"""Claim the items waiting for a step and submit them as one job array (any step).
+
+Claiming (waiting → working state) and creating the batch happen in one transaction,
+so two submissions at once never take one item twice; the batch is named on its items,
+and only its tasks record them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc.db.session import transaction
+from ccat_hpc.executors.base import Executor
+from ccat_hpc.jobs.batches import create_batch, submit_batch
+from ccat_hpc.pipeline import step_items
+from ccat_hpc.pipeline.checksum import plan_tasks
+from ccat_hpc.sites.schema import SlurmProfile
+
+#: (id, bytes) of the items waiting for the step, oldest first
+WaitingItems = Callable[[Session], list[tuple[int, int]]]
+
+
+@dataclass(frozen=True)
+class StepSubmission:
+    batch_id: int
+    item_ids: list[int]
+    tasks: int
+    #: items created by this submission's planning (e.g. new RDPs)
+    planned: int = 0
+
+
+@dataclass(frozen=True)
+class JobSetup:
+    """Where and how a step's batch runs."""
+
+    executor: Executor
+    environment: Mapping[str, str]
+    working_dir: Path
+    profile: SlurmProfile
+    site: str | None = None
+
+
+def claim_and_submit(
+    factory: sessionmaker[Session],
+    kind: str,
+    model: step_items.StepItem,
+    states: step_items.StepStates,
+    waiting: WaitingItems,
+    bytes_per_task: int,
+    setup: JobSetup,
+) -> tuple[int, list[int], int] | None:
+    """Claim the waiting items into one batch and submit it: (batch, items, tasks) or None."""
+    with transaction(factory) as session:
+        items = waiting(session)
+        claimed = set(step_items.claim(session, model, [i for i, _ in items], states))
+        if not claimed:
+            return None
+        tasks = plan_tasks([(i, size) for i, size in items if i in claimed], bytes_per_task)
+        batch = create_batch(
+            session,
+            kind,
+            tasks,
+            executor=setup.executor.name,
+            profile=setup.profile,
+            working_dir=setup.working_dir,
+            site_name=setup.site,
+        )
+        batch_id = batch.id
+        step_items.assign(session, model, sorted(claimed), batch_id)
+    submit_batch(factory, batch_id, setup.executor, setup.environment)
+    return batch_id, sorted(claimed), len(tasks)
