@@ -22,6 +22,7 @@ from ccat_hpc.db.models import (
     StagingJob,
 )
 from ccat_hpc.db.states import RawDataFileState
+from ccat_hpc.step_status import render_steps, step_counts, step_failures
 from ccat_hpc.units import human_bytes
 
 
@@ -110,6 +111,8 @@ def collect_status(session: Session) -> dict[str, Any]:
         "long_term_archive_transfers": _counts(session, LongTermArchiveTransfer.state),
         "staging_jobs": _counts(session, StagingJob.state),
         "physical_copies": _copy_counts(session),
+        "steps": step_counts(session),
+        "step_failures": step_failures(session),
     }
 
 
@@ -154,6 +157,7 @@ def render_status(status: dict[str, Any]) -> str:
     ):
         lines += _section(title, status[key])
     lines += _problem_lines(status)
+    lines += render_steps(status["steps"], status["step_failures"])
     lines.append("")
     lines.append("physical copies by location:")
     if not status["physical_copies"]:

@@ -2,10 +2,11 @@
 # Install the Debian packages the tests compare against or run on, when missing:
 #   xxhash                        xxh128sum (checksums are compared with it)
 #   openmpi-bin libopenmpi-dev    mpiexec and the MPI library mpi4py links to
+#   rsync                         a transfer method
 # Idempotent and quiet when everything is there. Needs root (or the packages already).
 set -euo pipefail
 
-packages=(xxhash openmpi-bin libopenmpi-dev)
+packages=(xxhash openmpi-bin libopenmpi-dev rsync)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,40 +19,119 @@ from ccat_hpc.config import DB_ENV_VAR, redact_url
 from ccat_hpc.db import migrate
 from ccat_hpc.db.session import transaction
 from ccat_hpc.executors.local import STATE_ROOT_ENV
+from ccat_hpc.jobs.step_batches import JobSetup
 from ccat_hpc.pipeline.watcher import check_inbox, watch_once
 from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
+from ccat_hpc.sites.schema import SlurmProfile
 from ccat_hpc.status import collect_status, render_status
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from ccat_hpc.units import human_bytes
 
+PIPELINE = (
+    ("checksum", "xxh3-128 of every new file on SOURCE"),
+    ("package", "files into RawDataPackages in the Chile buffer"),
+    ("bundle", "packages into a DataTransferPackage for the route to Cologne"),
+    ("transfer", "Chile buffer to Cologne buffer, verified on arrival"),
+    ("archive", "verify, unpack, and upload every package into the long-term archive"),
+)
+#: folders each site's config names (created here: a real site mounts them)
+FOLDERS = ("chile-buffer-01", "cologne-buffer-01", "cologne-archive", "cologne-processing-ramses")
 DEMO_OBSERVATIONS = (
     ("PrimeCam", "280GHz", "ECDFS-deep-001", "chile-source-primecam"),
     ("CHAI", "LFA", "OrionKL-map-001", "chile-source-chai"),
 )
 
 
+def _make_folders(data_root: Path) -> None:
+    for name in FOLDERS:
+        (data_root / name).mkdir(parents=True, exist_ok=True)
+
+
+def _summary(snapshot: dict[str, Any], runs: list[StepRun]) -> str:
+    files = snapshot["raw_data_files"]
+    archived = files.get("archived", {"count": 0, "bytes": 0})
+    total = sum(v["count"] for v in files.values())
+    packages = snapshot["raw_data_packages"]
+    verified = sum(
+        row["count"] for row in snapshot["physical_copies"] if row["state"] == "verified"
+    )
+    lines = [
+        f"files: {archived['count']} of {total} archived ({human_bytes(archived['bytes'])})",
+        f"packages: {packages.get('archived', 0)} archived of {sum(packages.values())}",
+        f"copies with a verified checksum: {verified}",
+        "time per step: " + ", ".join(f"{r.name} {r.seconds:.1f} s" for r in runs),
+    ]
+    return "\n".join(lines)
+
+
 def _step(text: str) -> None:
     click.secho(f"==> {text}", bold=True)
 
 
-def _checksum(app: AppContext, workdir: Path) -> None:
-    from ccat_hpc.executors.local import LocalExecutor
-    from ccat_hpc.jobs.checksum_batch import submit_checksum
-    from ccat_hpc.jobs.tracking import wait_for_batch
-    from ccat_hpc.sites.schema import SlurmProfile
+@dataclass(frozen=True)
+class StepRun:
+    name: str
+    seconds: float
+    items: int
 
-    factory = app.sessions()
-    executor = LocalExecutor(state_root=Path(os.environ[STATE_ROOT_ENV]))
+
+def _setup(executor_name: str, app: AppContext, kind: str) -> JobSetup:
+    from ccat_hpc.executors.factory import make_executor
+
+    executor = make_executor(executor_name)
+    ranks = 2 if executor_name == "slurm" and kind == "package" else 1
     environment = {"CCAT_HPC_DB": app.db_url}
-    jobs = Path(os.environ[JOBS_DIR_ENV])
-    submitted = submit_checksum(factory, executor, environment, jobs, SlurmProfile())
-    if submitted is None:
-        click.echo("no file is waiting for its checksum")
-        return
-    summary = wait_for_batch(factory, submitted.batch_id, executor, poll_seconds=0.5)
-    click.echo(
-        f"batch {submitted.batch_id}: {len(submitted.file_ids)} file(s) in "
-        f"{submitted.tasks} task(s): {summary.counts_text()}"
+    environment |= {k: v for k, v in os.environ.items() if k.startswith(("CCAT_S3_", "AWS_"))}
+    return JobSetup(
+        executor, environment, Path(os.environ[JOBS_DIR_ENV]), SlurmProfile(ntasks=ranks)
     )
+
+
+def _run_step(app: AppContext, name: str, executor_name: str) -> StepRun:
+    """Submit the step's batch, follow it to the end, and say what happened."""
+    from ccat_hpc.jobs.tracking import wait_for_batch
+
+    submit = _submitters()[name]
+    factory = app.sessions()
+    setup = _setup(executor_name, app, name)
+    started = time.monotonic()
+    submitted = submit(factory, setup)
+    if submitted is None:
+        click.echo(f"{name}: nothing to do")
+        return StepRun(name, time.monotonic() - started, 0)
+    summary = wait_for_batch(factory, submitted.batch_id, setup.executor, poll_seconds=0.3)
+    seconds = time.monotonic() - started
+    items = len(submitted.item_ids)
+    click.echo(
+        f"batch {submitted.batch_id}: {items} item(s) in {submitted.tasks} task(s): "
+        f"{summary.counts_text()} ({seconds:.1f} s)"
+    )
+    return StepRun(name, seconds, items)
+
+
+def _submitters() -> dict[str, Any]:
+    from ccat_hpc.jobs.archive_batch import submit_archive
+    from ccat_hpc.jobs.bundle_batch import submit_bundle
+    from ccat_hpc.jobs.checksum_batch import submit_checksum
+    from ccat_hpc.jobs.package_batch import submit_package
+    from ccat_hpc.jobs.step_batches import StepSubmission
+    from ccat_hpc.jobs.transfer_batch import submit_transfer
+
+    def checksum(factory: Any, setup: JobSetup) -> StepSubmission | None:
+        found = submit_checksum(
+            factory, setup.executor, setup.environment, setup.working_dir, setup.profile
+        )
+        return (
+            None if found is None else StepSubmission(found.batch_id, found.file_ids, found.tasks)
+        )
+
+    return {
+        "checksum": checksum,
+        "package": submit_package,
+        "bundle": submit_bundle,
+        "transfer": submit_transfer,
+        "archive": submit_archive,
+    }
 
 
 def _demo_environment(workdir: Path) -> dict[str, str]:
@@ -58,7 +140,11 @@ def _demo_environment(workdir: Path) -> dict[str, str]:
     next steps."""
     defaults = {
         "CCAT_DATA_ROOT": str(workdir / "data"),
-        "CCAT_ARCHIVE_STORAGE": "disk",
+        # a folder archive, unless an S3 endpoint is configured
+        "CCAT_ARCHIVE_STORAGE": "s3" if os.environ.get("CCAT_S3_ENDPOINT") else "disk",
+        # the demo's few megabytes go at once, by a copy between the two sites' folders
+        "CCAT_BUNDLE_MAX_WAIT_MINUTES": "0",
+        "CCAT_TRANSFER_METHOD": "copy",
         STATE_ROOT_ENV: str(workdir / "local-jobs"),
         JOBS_DIR_ENV: str(workdir / "jobs"),
     }
@@ -78,15 +164,16 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
         "ccat-hpc obs list                          # the observations filed",
         "ccat-hpc files list --limit 5              # their files (ids, states, where)",
         "ccat-hpc files show 1                      # one file: copies and checksum checks",
-        "ccat-hpc job list                          # the checksum job array",
+        "ccat-hpc trace 1                           # file 1: every copy, package, transfer",
+        "ccat-hpc job list                          # the job arrays of the steps",
         f"ccat-hpc simulate-observation --drop-into {shlex.quote(str(inbox))}",
         f"ccat-hpc watch {shlex.quote(str(inbox))} --once --stable-seconds 0",
-        "ccat-hpc checksum --wait                   # checksum the new files",
+        "ccat-hpc step checksum --wait              # then step package, bundle, transfer, archive",
     ]
     click.echo("\n".join(f"  {line}" for line in lines))
     click.echo(
-        "Not built yet: packaging files into RawDataPackages, transfer to Cologne, the "
-        "S3 archive, staging and cleanup (README: What exists today)."
+        "Not built yet: staging to PROCESSING, cleanup, the scheduler loop that runs the "
+        "steps by itself (README: What exists today)."
     )
 
 
@@ -100,13 +187,23 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
 )
 @click.option("--files", "file_count", default=20, show_default=True, help="Files per observation.")
 @click.option("--file-size", default=1_000_000, show_default=True, help="Bytes per file.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "slurm"]),
+    default="local",
+    show_default=True,
+    help="Where the steps' job arrays run.",
+)
 @pass_app
-def demo(app: AppContext, workdir: Path, file_count: int, file_size: int) -> None:
-    """Set up ops-db, load sites and catalog, observe, file, checksum, show status.
+def demo(app: AppContext, workdir: Path, file_count: int, file_size: int, executor: str) -> None:
+    """Observe, file, checksum, package, bundle, transfer and archive, then show status.
 
     Everything stays below WORKDIR: its own SQLite ops-db (unless --db is given
-    explicitly), data, manifests and job files; $CCAT_HPC_DB and $CCAT_DATA_ROOT of the
-    shell are not used.
+    explicitly), the sites' folders, manifests and job files; $CCAT_HPC_DB and
+    $CCAT_DATA_ROOT of the shell are not used. The archive is a folder, or the S3
+    bucket of $CCAT_S3_ENDPOINT/$CCAT_S3_BUCKET when they are set. With --executor
+    slurm (and --db for a PostgreSQL ops-db) the steps run as Slurm job arrays, the
+    package step with two MPI ranks.
     """
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -134,11 +231,17 @@ def demo(app: AppContext, workdir: Path, file_count: int, file_size: int) -> Non
     check_inbox(inbox)
     for outcome in watch_once(factory, inbox, stable_seconds=0.0).outcomes:
         click.echo(f"{outcome.status.value} {outcome.path.name}: {outcome.message}")
-    _step("checksum job array on the local executor (xxh3-128 of every new file)")
-    _checksum(app, workdir)
+    _make_folders(data_root)
+    runs = []
+    for name, what in PIPELINE:
+        _step(f"{name}: {what} ({executor} executor)")
+        runs.append(_run_step(app, name, executor))
     _step("status")
     with transaction(factory) as session:
-        click.echo(render_status(collect_status(session)))
+        snapshot = collect_status(session)
+        click.echo(render_status(snapshot))
+    _step("summary")
+    click.echo(_summary(snapshot, runs))
     _step("next: go on with the demo's ops-db")
     _next_steps(app, environment, inbox)
     app.close()

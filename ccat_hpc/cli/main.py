@@ -67,6 +67,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ccat_hpc.cli.step_cmds:step",
         "Run a pipeline step (checksum, package, …) as a job array.",
     ),
+    "trace": (
+        "ccat_hpc.cli.trace_cmds:trace",
+        "Every copy, package and transfer of one file or package.",
+    ),
     "watch": ("ccat_hpc.cli.file_cmds:watch_command", "File every manifest dropped into a folder."),
 }
 GLOBAL_OPTION_NAMES = ("global_db", "global_verbose")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,8 +34,7 @@ SHOWN_PROBLEMS = 20
 
 @click.group()
 def step() -> None:
-    """Run a pipeline step as one job array: checksum, package, bundle (then transfer,
-    archive).
+    """Run a pipeline step as one job array: checksum, package, bundle, transfer, archive.
 
     Each step takes the items waiting for it in ops-db, claims them (a second run at
     the same time finds nothing to do), and records every item's outcome. With --wait
@@ -130,34 +131,90 @@ def package(
     )
 
 
-@step.command("bundle")
-@step_options
-def bundle(
-    app: AppContext,
-    executor: str,
-    workdir: Path,
-    site: str | None,
-    wait: bool,
-    output: str | None,
-) -> None:
-    """Bundle the RDPs waiting in a BUFFER into DataTransferPackages for their route.
+@dataclass(frozen=True)
+class TransferPackageStep:
+    """A step whose items are DataTransferPackages: what it is called and says."""
 
-    RDPs of one buffer and route, oldest first, fill a DTP up to the site's
-    pipeline.bundle_target_bytes; the rest waits for more, unless its oldest RDP has
-    waited pipeline.bundle_max_wait_minutes. Every RDP is checked against its
-    checksum while it is bundled.
-    """
-    from ccat_hpc.db.models import DataTransferPackage
-    from ccat_hpc.db.states import PackageState
-    from ccat_hpc.jobs.bundle_batch import submit_bundle
+    name: str
+    submitter: str  # module:function of its submission
+    done: str  # the PackageState an item reaches
+    idle: str  # why there is nothing to do
+    help: str
 
-    setup = _setup(app, executor, workdir, site, "bundle")
-    submitted = submit_bundle(app.sessions(), setup)
-    if submitted is None:
-        _nothing_to_do(output, "bundle", "no package is ready to go (or none waited long enough)")
-        return
-    states = (PackageState.BUILT,)
-    _finish(app, submitted, "transfer package", executor, wait, output, DataTransferPackage, states)
+
+TRANSFER_PACKAGE_STEPS = (
+    TransferPackageStep(
+        "bundle",
+        "ccat_hpc.jobs.bundle_batch:submit_bundle",
+        "built",
+        "no package is ready to go (or none waited long enough)",
+        """Bundle the RDPs waiting in a BUFFER into DataTransferPackages for their route.
+
+        RDPs of one buffer and route, oldest first, fill a DTP up to the site's
+        pipeline.bundle_target_bytes; the rest waits for more, unless its oldest RDP has
+        waited pipeline.bundle_max_wait_minutes. Every RDP is checked against its
+        checksum while it is bundled.
+        """,
+    ),
+    TransferPackageStep(
+        "transfer",
+        "ccat_hpc.jobs.transfer_batch:submit_transfer",
+        "transferred",
+        "no transfer package is ready to go",
+        """Move built DataTransferPackages along their route to the destination BUFFER.
+
+        Hop by hop (a relay route has two), with the route's method (copy, rsync, bbcp):
+        each copy is verified at the destination (structure, every member, checksum)
+        before it gets its final name; a DTP that does not arrive goes back to wait, with
+        the reason. Every hop is a DataTransfer with its log file.
+        """,
+    ),
+    TransferPackageStep(
+        "archive",
+        "ccat_hpc.jobs.archive_batch:submit_archive",
+        "archived",
+        "no transfer package has arrived at an archive site",
+        """Archive the RDPs of every DataTransferPackage that arrived at an archive site.
+
+        The DTP is verified in the destination BUFFER (one that fails goes back to be
+        transferred again), unpacked by byte ranges, every RDP verified, uploaded to the
+        site's LONG_TERM_ARCHIVE (on S3 every part checked by the server, the object
+        checked after) and recorded with its archive copy and ObsCore metadata.
+        """,
+    ),
+)
+
+
+def _transfer_package_command(definition: TransferPackageStep) -> click.Command:
+    def run(
+        app: AppContext,
+        executor: str,
+        workdir: Path,
+        site: str | None,
+        wait: bool,
+        output: str | None,
+    ) -> None:
+        from ccat_hpc.db.models import DataTransferPackage
+        from ccat_hpc.db.states import PackageState
+
+        module, function = definition.submitter.split(":")
+        submit = getattr(importlib.import_module(module), function)
+        setup = _setup(app, executor, workdir, site, definition.name)
+        submitted = submit(app.sessions(), setup)
+        if submitted is None:
+            _nothing_to_do(output, definition.name, definition.idle)
+            return
+        done = (PackageState(definition.done),)
+        _finish(
+            app, submitted, "transfer package", executor, wait, output, DataTransferPackage, done
+        )
+
+    run.__doc__ = definition.help
+    return click.command(definition.name)(step_options(run))
+
+
+for _definition in TRANSFER_PACKAGE_STEPS:
+    step.add_command(_transfer_package_command(_definition))
 
 
 def _nothing_to_do(output: str | None, name: str, why: str) -> None:

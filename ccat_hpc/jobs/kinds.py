@@ -4,7 +4,7 @@
 chosen tasks fail or die without a word); ``mpi`` reports its ranks; ``checksum``
 hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`); ``package`` builds
 RawDataPackages (:mod:`ccat_hpc.pipeline.package_task`, every rank of an MPI task
-together). A kind whose
+together); ``bundle``, ``transfer`` and ``archive`` are the steps after it. A kind whose
 work items are claimed in ops-db when its batch is created (checksum: the files)
 says how to give back the items of a task that ended without its outcome.
 """
@@ -167,6 +167,34 @@ def _release_bundles(session: Session, items: Sequence[Any], batch_id: int) -> i
     return release(session, DataTransferPackage, items, BUNDLE_STATES, batch_id)
 
 
+def transfer(context: TaskContext) -> dict[str, Any]:
+    from ccat_hpc.pipeline.transfer_task import transfer_task
+
+    return transfer_task(context)
+
+
+def _release_transfers(session: Session, items: Sequence[Any], batch_id: int) -> int:
+    from ccat_hpc.db.models import DataTransferPackage
+    from ccat_hpc.pipeline.step_items import release
+    from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES
+
+    return release(session, DataTransferPackage, items, TRANSFER_STATES, batch_id)
+
+
+def archive(context: TaskContext) -> dict[str, Any]:
+    from ccat_hpc.pipeline.archive_task import archive_task
+
+    return archive_task(context)
+
+
+def _release_archives(session: Session, items: Sequence[Any], batch_id: int) -> int:
+    from ccat_hpc.db.models import DataTransferPackage
+    from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
+    from ccat_hpc.pipeline.step_items import release
+
+    return release(session, DataTransferPackage, items, ARCHIVE_STATES, batch_id)
+
+
 def job_kinds() -> dict[str, JobKind]:
     return {
         "noop": JobKind(noop, check_parameters=_diagnostic_parameters),
@@ -177,6 +205,8 @@ def job_kinds() -> dict[str, JobKind]:
             package, _package_other_ranks, release=_release_packages, submittable=False
         ),
         "bundle": JobKind(bundle, release=_release_bundles, submittable=False),
+        "transfer": JobKind(transfer, release=_release_transfers, submittable=False),
+        "archive": JobKind(archive, release=_release_archives, submittable=False),
     }
 
 

@@ -113,9 +113,13 @@ def fail(
     reason: str,
     *,
     retryable: bool,
+    keep_waiting: bool = False,
 ) -> bool:
-    """Record a failure: back to waiting (retryable) or FAILED; False when not held."""
-    target: enum.StrEnum = states.waiting if retryable else PackageState.FAILED
+    """Record a failure: back to waiting (retryable, or ``keep_waiting``: an item that is
+    fine itself but cannot go on until an operator fixes something) or FAILED; False
+    when not held."""
+    back = retryable or keep_waiting
+    target: enum.StrEnum = states.waiting if back else PackageState.FAILED
     return bool(
         move(
             session,

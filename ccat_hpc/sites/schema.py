@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -112,7 +112,7 @@ class RouteConfig(Strict):
     via: Name | None = None
     from_location: Name | None = None
     to_location: Name | None = None
-    method: str = "rsync"
+    method: Literal["copy", "rsync", "bbcp"] = "rsync"
     priority: int = 0
     active: bool = True
 

@@ -33,6 +33,7 @@ def s3_settings(location: S3DataLocation, environ: Mapping[str, str]) -> S3Setti
         region=location.region,
         part_size=_mebibytes(environ, "CCAT_S3_PART_SIZE_MB", 64),
         max_in_flight=_count(environ, "CCAT_S3_PARALLEL_PARTS", 4),
+        max_attempts=_count(environ, "CCAT_S3_MAX_ATTEMPTS", 5),
     )
 
 

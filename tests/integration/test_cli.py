@@ -180,9 +180,18 @@ def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: 
     assert (tmp_path / "demo/ccat-hpc.sqlite").is_file() and not elsewhere.exists()
     assert len(list((tmp_path / "demo/manifests/filed").glob("*.json"))) == 2
     status = run(str(tmp_path / "demo/ccat-hpc.sqlite"), "status", "--json")
-    files = json.loads(status.stdout)["raw_data_files"]
-    assert files["checksummed"]["count"] == 6 and "filed" not in files  # checksum job ran
-    assert "6 file(s) in 1 task(s): 1 succeeded" in result.stdout
+    snapshot = json.loads(status.stdout)
+    assert snapshot["raw_data_files"] == {"archived": {"count": 6, "bytes": 6000}}
+    assert snapshot["raw_data_packages"] == {"archived": 2}
+    assert snapshot["data_transfer_packages"] == {"archived": 1}
+    archive = [r for r in snapshot["physical_copies"] if r["location"] == "cologne-archive"]
+    assert [(r["kind"], r["state"], r["count"]) for r in archive] == [
+        ("raw_data_package", "verified", 2)
+    ]
+    assert "batch 1: 6 item(s) in 1 task(s): 1 succeeded" in result.stdout
+    assert "files: 6 of 6 archived" in result.stdout and "time per step: checksum" in result.stdout
+    archived = sorted((tmp_path / "demo/data/cologne-archive").rglob("*.tar"))
+    assert len(archived) == 2
     _follow_the_next_steps(result.stdout, tmp_path)
 
 
@@ -195,7 +204,8 @@ def _follow_the_next_steps(printed: str, cwd: Path) -> None:
         "ccat-hpc obs list",
         "ccat-hpc files show 1",
         "ccat-hpc job status 1",
-        "ccat-hpc checksum --wait",
+        "ccat-hpc trace 1",
+        "ccat-hpc step checksum --wait",
     ]
     for command in commands:
         assert command.split()[1] in steps  # the demo suggests it

@@ -37,10 +37,15 @@ P = PackageState
 
 
 def observe(
-    factory: sessionmaker[Session], data_root: Path, tmp_path: Path, module: str, files: int = 4
+    factory: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    module: str,
+    files: int = 4,
+    size: int = 3000,
 ) -> list[Path]:
     spec = SyntheticObservation(
-        "PrimeCam", module, "ECDFS-deep-001", "chile-source-primecam", files, 3000
+        "PrimeCam", module, "ECDFS-deep-001", "chile-source-primecam", files, size
     )
     manifest = write_observation(spec, data_root / spec.location)
     assert file_path(factory, drop_manifest(manifest, tmp_path, module)).status == "filed"

@@ -215,3 +215,14 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
     path.write_bytes(b"\xff\xfe\x00s")  # UTF-16, as some editors save
     with pytest.raises(ConfigError, match=r"site\.yaml: not UTF-8 text"):
         read_site_configs([path])
+
+
+def test_a_route_names_a_known_transfer_method() -> None:
+    from typing import get_args
+
+    from ccat_hpc.sites.schema import RouteConfig
+    from ccat_hpc.transfer.methods import METHODS
+
+    assert get_args(RouteConfig.model_fields["method"].annotation) == METHODS
+    with pytest.raises(ValueError, match="copy"):
+        RouteConfig.model_validate({"name": "r", "from": "a", "to": "b", "method": "ftp"})

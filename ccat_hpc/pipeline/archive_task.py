@@ -1,0 +1,488 @@
+"""The archive step's task: at the destination BUFFER, verify each DTP it holds, unpack
+its RDPs, verify each one, and upload each into the LONG_TERM_ARCHIVE.
+
+For one DTP:
+1. the DTP copy in the buffer is verified whole (structure, every member, checksum); a
+   copy that fails is marked CORRUPT (or MISSING) and the DTP goes back to BUILT with
+   the reason: the transfer step sends it again from the copy it came from;
+2. its RDPs not yet unpacked here are extracted by byte ranges through the index
+   (verified as they are written) and each RDP is verified whole; its copy in the
+   buffer is recorded VERIFIED and the RDP is TRANSFERRED;
+3. each RDP not yet archived is streamed into the archive's storage with its checksum
+   (on S3: every part checked by the server, the object checked after the upload) as
+   one LongTermArchiveTransfer; then its archive copy is VERIFIED, it and its files are
+   ARCHIVED, and its ObsCore metadata row is written;
+4. when every RDP is archived, the DTP is ARCHIVED.
+A storage failure ends the DTP's turn: the RDP and the DTP go back to TRANSFERRED with
+the reason, what was archived stays archived, and a rerun goes on from there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.models import (
+    DataLocation,
+    DataTransferPackage,
+    DataTransferPackagePhysicalCopy,
+    DataTransferRoute,
+    LongTermArchiveTransfer,
+    LongTermArchiveTransferLog,
+    RawDataFile,
+    RawDataPackage,
+    RawDataPackagePhysicalCopy,
+)
+from ccat_hpc.db.session import transaction
+from ccat_hpc.db.states import (
+    LocationType,
+    LogLevel,
+    PackageState,
+    PhysicalCopyState,
+    RawDataFileState,
+    TransferState,
+)
+from ccat_hpc.db.transitions import move
+from ccat_hpc.engine.api import verify
+from ccat_hpc.engine.errors import EngineError
+from ccat_hpc.engine.extract import extract_members
+from ccat_hpc.engine.reader import LocalFile
+from ccat_hpc.logline import log_line
+from ccat_hpc.pipeline import copies, step_items
+from ccat_hpc.pipeline.archive_metadata import record_metadata
+from ccat_hpc.pipeline.placement import best_location, folder_storage, storage_for
+from ccat_hpc.pipeline.tasks import TaskContext
+from ccat_hpc.storage.base import StorageBackend, StorageError
+
+ARCHIVE_STATES = step_items.StepStates(
+    PackageState.TRANSFERRED, PackageState.ARCHIVING, PackageState.ARCHIVED
+)
+P = PackageState
+T = TransferState
+READ_PIECE = 8 * 1024 * 1024
+
+
+class ArchiveProblem(Exception):
+    def __init__(self, reason: str, *, retransfer: bool = False) -> None:
+        super().__init__(reason)
+        self.retransfer = retransfer
+
+
+@dataclass(frozen=True)
+class ArchiveJob:
+    dtp_id: int
+    name: str
+    checksum: str
+    dtp_path: Path
+    dtp_copy_id: int
+    buffer_id: int
+    buffer_name: str
+    buffer_root: Path
+    archive_id: int
+    archive_name: str
+    archive: StorageBackend
+
+
+def archive_task(context: TaskContext) -> dict[str, Any]:
+    """Archive every DTP the task holds; one outcome per DTP, one per RDP."""
+    counts = {"archived": 0, "packages": 0, "retransfer": 0, "retry": 0, "skipped": 0, "bytes": 0}
+    for dtp_id in context.items:
+        context.stop.check()
+        _archive_one(context, int(dtp_id), counts)
+    return counts
+
+
+def _archive_one(context: TaskContext, dtp_id: int, counts: dict[str, int]) -> None:
+    try:
+        with transaction(context.factory) as session:
+            job = prepare(session, dtp_id, context.batch_id, context.environ)
+        if job is None:
+            counts["skipped"] += 1
+            return
+        _check_transfer_package(job)
+        _unpack(context, job)
+        for package_id in _waiting_packages(context, dtp_id):
+            context.stop.check()
+            counts["bytes"] += _archive_package(context, job, package_id)
+            counts["packages"] += 1
+    except ArchiveProblem as problem:
+        _give_back(context, dtp_id, problem, counts)
+        return
+    with transaction(context.factory) as session:
+        done = step_items.finish(
+            session, DataTransferPackage, dtp_id, ARCHIVE_STATES, context.batch_id
+        )
+    counts["archived" if done else "skipped"] += 1
+
+
+def prepare(
+    session: Session, dtp_id: int, batch_id: int, environ: Mapping[str, str]
+) -> ArchiveJob | None:
+    if not step_items.holds(session, DataTransferPackage, dtp_id, ARCHIVE_STATES, batch_id):
+        return None
+    dtp = session.get_one(DataTransferPackage, dtp_id)
+    route = session.get_one(DataTransferRoute, dtp.route_id)
+    copy = session.scalars(
+        select(DataTransferPackagePhysicalCopy)
+        .join(DataLocation, DataLocation.id == DataTransferPackagePhysicalCopy.data_location_id)
+        .where(
+            DataTransferPackagePhysicalCopy.data_transfer_package_id == dtp_id,
+            DataTransferPackagePhysicalCopy.state == PhysicalCopyState.VERIFIED,
+            DataLocation.site_id == route.destination_site_id,
+        )
+    ).first()
+    if copy is None:
+        raise ArchiveProblem(f"{dtp.name}: no verified copy at its destination", retransfer=True)
+    archive = best_location(session, route.destination_site_id, LocationType.LONG_TERM_ARCHIVE)
+    if archive is None:
+        raise ArchiveProblem(f"no active LONG_TERM_ARCHIVE at site {route.destination_site.name}")
+    buffer = copy.data_location
+    try:
+        storage = folder_storage(buffer)
+        path = storage.local_path(dtp.relative_path)
+        archive_storage = storage_for(archive, environ)
+    except StorageError as exc:
+        raise ArchiveProblem(str(exc)) from None
+    _forget_unfinished_uploads(session, dtp_id)
+    return ArchiveJob(
+        dtp_id=dtp_id,
+        name=dtp.name,
+        checksum=dtp.checksum or "",
+        dtp_path=path,
+        dtp_copy_id=copy.id,
+        buffer_id=buffer.id,
+        buffer_name=buffer.name,
+        buffer_root=storage.root,
+        archive_id=archive.id,
+        archive_name=archive.name,
+        archive=archive_storage,
+    )
+
+
+def _forget_unfinished_uploads(session: Session, dtp_id: int) -> None:
+    """Uploads a dead task left running: failed, their RDPs waiting again (the DTP is ours)."""
+    package_ids = list(
+        session.scalars(
+            select(RawDataPackage.id).where(
+                RawDataPackage.data_transfer_package_id == dtp_id,
+                RawDataPackage.state == P.ARCHIVING,
+            )
+        )
+    )
+    if not package_ids:
+        return
+    reason = "its task ended before the upload was recorded"
+    running = list(
+        session.scalars(
+            select(LongTermArchiveTransfer.id).where(
+                LongTermArchiveTransfer.raw_data_package_id.in_(package_ids),
+                LongTermArchiveTransfer.state.in_((T.RUNNING, T.VERIFYING)),
+            )
+        )
+    )
+    move(
+        session,
+        LongTermArchiveTransfer,
+        running,
+        (T.RUNNING, T.VERIFYING),
+        T.FAILED,
+        finished_at=utcnow(),
+        failure_reason=reason,
+        failure_retryable=True,
+    )
+    move(session, RawDataPackage, package_ids, P.ARCHIVING, P.TRANSFERRED, failure_reason=reason)
+
+
+def _check_transfer_package(job: ArchiveJob) -> None:
+    try:
+        verify(None, job.dtp_path, job.checksum)
+    except EngineError as exc:
+        raise ArchiveProblem(
+            f"{job.name}: its copy at {job.buffer_name} does not verify: {exc}", retransfer=True
+        ) from None
+
+
+def _unpack(context: TaskContext, job: ArchiveJob) -> None:
+    """Extract and verify the RDPs not yet unpacked here; record their buffer copies."""
+    with transaction(context.factory) as session:
+        pending = [
+            (p.id, p.relative_path, p.checksum or "")
+            for p in session.scalars(
+                select(RawDataPackage)
+                .where(
+                    RawDataPackage.data_transfer_package_id == job.dtp_id,
+                    RawDataPackage.state == P.TRANSFERRING,
+                )
+                .order_by(RawDataPackage.id)
+            )
+        ]
+    if not pending:
+        return
+    source = LocalFile(job.dtp_path)
+    try:
+        extract_members(source, [name for _, name, _ in pending], job.buffer_root)
+        for _, name, checksum in pending:
+            verify(None, job.buffer_root / name, checksum)
+    except EngineError as exc:
+        raise ArchiveProblem(f"{job.name}: unpacking at {job.buffer_name}: {exc}") from None
+    finally:
+        source.close()
+    with transaction(context.factory) as session:
+        for package_id, _, _ in pending:
+            copy_id = copies.pending_copy(
+                session, RawDataPackagePhysicalCopy, package_id, job.buffer_id
+            )
+            copies.verified(session, copy_id)
+        move(session, RawDataPackage, [i for i, _, _ in pending], P.TRANSFERRING, P.TRANSFERRED)
+    log_line(f"{job.name}: unpacked and verified {len(pending)} package(s) at {job.buffer_name}")
+
+
+def _waiting_packages(context: TaskContext, dtp_id: int) -> list[int]:
+    with transaction(context.factory) as session:
+        return list(
+            session.scalars(
+                select(RawDataPackage.id)
+                .where(
+                    RawDataPackage.data_transfer_package_id == dtp_id,
+                    RawDataPackage.state == P.TRANSFERRED,
+                )
+                .order_by(RawDataPackage.id)
+            )
+        )
+
+
+def _archive_package(context: TaskContext, job: ArchiveJob, package_id: int) -> int:
+    """Upload one RDP and record it; its size. ArchiveProblem when the store failed."""
+    with transaction(context.factory) as session:
+        package = session.get_one(RawDataPackage, package_id)
+        key, checksum, size, name = (
+            package.relative_path,
+            package.checksum or "",
+            package.size,
+            package.name,
+        )
+        move(session, RawDataPackage, [package_id], P.TRANSFERRED, P.ARCHIVING)
+        transfer_id = _new_archive_transfer(session, package_id, job, context.batch_id)
+        copy_id = copies.pending_copy(
+            session, RawDataPackagePhysicalCopy, package_id, job.archive_id
+        )
+    started = time.monotonic()
+    try:
+        stored = job.archive.write(
+            key, _pieces(job.buffer_root / key), checksum=checksum, size=size
+        )
+        _recheck(job.archive, key, checksum, size)
+    except (StorageError, OSError) as exc:
+        reason = f"{name}: upload to {job.archive_name} failed: {exc}"
+        _record_upload_failure(context, package_id, transfer_id, copy_id, reason, exc)
+        raise ArchiveProblem(reason) from None
+    seconds = max(time.monotonic() - started, 1e-6)
+    with transaction(context.factory) as session:
+        _record_archived(
+            session,
+            job,
+            package_id,
+            transfer_id,
+            copy_id,
+            stored.size,
+            seconds,
+            job.archive.describe(),
+        )
+    log_line(
+        f"{name}: archived in {job.archive_name} ({size} bytes, {size / seconds / 1e6:.0f} MB/s)"
+    )
+    return size
+
+
+def _pieces(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while piece := handle.read(READ_PIECE):
+            yield piece
+
+
+def _recheck(storage: StorageBackend, key: str, checksum: str, size: int) -> None:
+    """Ask the store again: the object there, of the size, with the checksum recorded."""
+    found = storage.stat(key)
+    if found.size != size or (storage.records_checksums and found.checksum != checksum):
+        raise StorageError(
+            f"{key}: the archive holds {found.size} bytes with xxh3-128 {found.checksum}, "
+            f"expected {size} and {checksum}",
+            transient=True,
+        )
+
+
+def _new_archive_transfer(session: Session, package_id: int, job: ArchiveJob, batch_id: int) -> int:
+    transfer = LongTermArchiveTransfer(
+        raw_data_package_id=package_id,
+        origin_location_id=job.buffer_id,
+        destination_location_id=job.archive_id,
+        job_batch_id=batch_id,
+        state=T.PENDING,
+    )
+    session.add(transfer)
+    session.flush()
+    move(session, LongTermArchiveTransfer, [transfer.id], T.PENDING, T.SUBMITTED)
+    move(
+        session,
+        LongTermArchiveTransfer,
+        [transfer.id],
+        T.SUBMITTED,
+        T.RUNNING,
+        started_at=utcnow(),
+        attempts=1,
+    )
+    return transfer.id
+
+
+def _record_archived(
+    session: Session,
+    job: ArchiveJob,
+    package_id: int,
+    transfer_id: int,
+    copy_id: int,
+    size: int,
+    seconds: float,
+    where: str,
+) -> None:
+    move(
+        session,
+        LongTermArchiveTransfer,
+        [transfer_id],
+        T.RUNNING,
+        T.VERIFYING,
+        bytes_transferred=size,
+    )
+    move(
+        session,
+        LongTermArchiveTransfer,
+        [transfer_id],
+        T.VERIFYING,
+        T.SUCCEEDED,
+        finished_at=utcnow(),
+    )
+    session.add(
+        LongTermArchiveTransferLog(
+            long_term_archive_transfer_id=transfer_id,
+            level=LogLevel.INFO,
+            message=f"{size} bytes to {where} in {seconds:.1f} s; size and checksum verified there",
+        )
+    )
+    copies.verified(session, copy_id)
+    move(
+        session,
+        RawDataPackage,
+        [package_id],
+        P.ARCHIVING,
+        P.ARCHIVED,
+        failure_reason=None,
+        failure_retryable=None,
+    )
+    file_ids = list(
+        session.scalars(select(RawDataFile.id).where(RawDataFile.raw_data_package_id == package_id))
+    )
+    move(session, RawDataFile, file_ids, RawDataFileState.PACKAGED, RawDataFileState.ARCHIVED)
+    package = session.get_one(RawDataPackage, package_id)
+    record_metadata(
+        session,
+        package,
+        {
+            "transfer_package": job.name,
+            "archive_location": job.archive_name,
+            "archive_key": package.relative_path,
+            "archived_at": utcnow().isoformat(),
+        },
+    )
+
+
+def _record_upload_failure(
+    context: TaskContext,
+    package_id: int,
+    transfer_id: int,
+    copy_id: int,
+    reason: str,
+    exc: Exception,
+) -> None:
+    retryable = getattr(exc, "transient", True) or not isinstance(exc, StorageError)
+    with transaction(context.factory) as session:
+        move(
+            session,
+            LongTermArchiveTransfer,
+            [transfer_id],
+            T.RUNNING,
+            T.FAILED,
+            finished_at=utcnow(),
+            failure_reason=reason,
+            failure_retryable=retryable,
+        )
+        session.add(
+            LongTermArchiveTransferLog(
+                long_term_archive_transfer_id=transfer_id, level=LogLevel.ERROR, message=reason
+            )
+        )
+        copies.failed(session, copy_id, reason)
+        move(
+            session, RawDataPackage, [package_id], P.ARCHIVING, P.TRANSFERRED, failure_reason=reason
+        )
+
+
+def _give_back(
+    context: TaskContext, dtp_id: int, problem: ArchiveProblem, counts: dict[str, int]
+) -> None:
+    """Back to TRANSFERRED (try again), or to BUILT to be transferred again."""
+    reason = str(problem)
+    with transaction(context.factory) as session:
+        if problem.retransfer:
+            _retransfer(session, dtp_id, context.batch_id, reason)
+        else:
+            step_items.fail(
+                session,
+                DataTransferPackage,
+                dtp_id,
+                ARCHIVE_STATES,
+                context.batch_id,
+                reason,
+                retryable=True,
+            )
+    counts["retransfer" if problem.retransfer else "retry"] += 1
+    log_line(f"transfer package {dtp_id}: not archived: {reason}")
+
+
+def _retransfer(session: Session, dtp_id: int, batch_id: int, reason: str) -> None:
+    """The destination copy is damaged: mark it, and send the DTP again."""
+    moved = move(
+        session,
+        DataTransferPackage,
+        [dtp_id],
+        P.ARCHIVING,
+        P.BUILT,
+        only=step_items.held_by(DataTransferPackage, batch_id),
+        claimed_by_batch_id=None,
+        failure_reason=f"to be transferred again: {reason}",
+        failure_retryable=True,
+    )
+    if not moved:
+        return
+    route_destination = session.scalar(
+        select(DataTransferRoute.destination_site_id)
+        .join(DataTransferPackage, DataTransferPackage.route_id == DataTransferRoute.id)
+        .where(DataTransferPackage.id == dtp_id)
+    )
+    for copy in session.scalars(
+        select(DataTransferPackagePhysicalCopy)
+        .join(DataLocation, DataLocation.id == DataTransferPackagePhysicalCopy.data_location_id)
+        .where(
+            DataTransferPackagePhysicalCopy.data_transfer_package_id == dtp_id,
+            DataLocation.site_id == route_destination,
+            DataTransferPackagePhysicalCopy.state == PhysicalCopyState.VERIFIED,
+        )
+    ):
+        gone = "No such file" in reason or "cannot open" in reason
+        state = PhysicalCopyState.MISSING if gone else PhysicalCopyState.CORRUPT
+        copies.found_bad(session, copy.id, state, reason)

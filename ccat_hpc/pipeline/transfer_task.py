@@ -1,0 +1,318 @@
+"""The transfer step's task: move each DTP it holds along its route, hop by hop.
+
+Each hop is one DataTransfer (with DataTransferLog rows; the method's full output is in
+a log file whose path the log row keeps): the method copies the DTP to a partial name
+in the destination BUFFER, the copy is verified there (the whole package: structure,
+every member, the checksum), and only then is it renamed to its final name and
+recorded as a VERIFIED copy at that BUFFER. A copy that does not verify is removed and
+the DTP goes back to BUILT for another try, as does any failure a retry can help; a
+route that cannot work (an unknown method, no buffer at a site) sends it back too,
+with the reason, for an operator to see in `status`. When the last hop has arrived
+the DTP is TRANSFERRED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.models import (
+    DataTransfer,
+    DataTransferLog,
+    DataTransferPackage,
+    DataTransferPackagePhysicalCopy,
+    DataTransferRoute,
+    JobBatch,
+    Site,
+)
+from ccat_hpc.db.session import transaction
+from ccat_hpc.db.states import LogLevel, PackageState, TransferState
+from ccat_hpc.db.transitions import move
+from ccat_hpc.engine.api import verify
+from ccat_hpc.engine.errors import EngineError
+from ccat_hpc.logline import log_line
+from ccat_hpc.pipeline import copies, step_items
+from ccat_hpc.pipeline.placement import folder_storage
+from ccat_hpc.pipeline.tasks import TaskContext
+from ccat_hpc.pipeline.transferring import Hop, next_hop
+from ccat_hpc.storage.base import StorageError
+from ccat_hpc.transfer.methods import Destination, TransferError, transfer_method
+
+TRANSFER_STATES = step_items.StepStates(
+    PackageState.BUILT, PackageState.TRANSFERRING, PackageState.TRANSFERRED
+)
+T = TransferState
+
+
+class HopFailed(Exception):
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class HopJob:
+    dtp_id: int
+    name: str
+    checksum: str
+    size: int
+    transfer_id: int
+    copy_id: int
+    method: str
+    streams: int
+    source: Path
+    partial: Path
+    final: Path
+    host: str
+    log_path: Path
+
+
+def transfer_task(context: TaskContext) -> dict[str, Any]:
+    """Move every DTP the task holds to its destination; one outcome per DTP."""
+    counts = {"arrived": 0, "hops": 0, "retry": 0, "skipped": 0, "bytes": 0}
+    for dtp_id in context.items:
+        context.stop.check()
+        _move_one(context, int(dtp_id), counts)
+    return counts
+
+
+def _move_one(context: TaskContext, dtp_id: int, counts: dict[str, int]) -> None:
+    while True:
+        try:
+            with transaction(context.factory) as session:
+                job = start_hop(session, dtp_id, context.batch_id)
+        except HopFailed as problem:
+            _give_back(context, dtp_id, str(problem), problem.retryable, counts)
+            return
+        if job is None:
+            break
+        if not _run_hop(context, job, counts):
+            return
+        context.stop.check()
+    with transaction(context.factory) as session:
+        arrived = step_items.finish(
+            session, DataTransferPackage, dtp_id, TRANSFER_STATES, context.batch_id
+        )
+    counts["arrived" if arrived else "skipped"] += 1
+
+
+def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
+    """Record the next hop as a running DataTransfer; None when there is none to do."""
+    if not step_items.holds(session, DataTransferPackage, dtp_id, TRANSFER_STATES, batch_id):
+        return None
+    dtp = session.get_one(DataTransferPackage, dtp_id)
+    _forget_unfinished(session, dtp_id)
+    hop = next_hop(session, dtp)
+    if hop is None:
+        return None
+    if isinstance(hop, str):
+        raise HopFailed(hop)
+    route = session.get_one(DataTransferRoute, dtp.route_id)
+    try:
+        source = folder_storage(hop.origin).local_path(dtp.relative_path)
+        final = folder_storage(hop.destination).local_path(dtp.relative_path, create_folders=True)
+    except StorageError as exc:
+        raise HopFailed(str(exc)) from None
+    transfer = _new_transfer(session, dtp, route, hop, batch_id)
+    copy_id = copies.pending_copy(
+        session, DataTransferPackagePhysicalCopy, dtp_id, hop.destination.id
+    )
+    settings = session.get_one(Site, hop.origin.site_id).settings.get("pipeline", {})
+    return HopJob(
+        dtp_id=dtp_id,
+        name=dtp.name,
+        checksum=dtp.checksum or "",
+        size=dtp.size,
+        transfer_id=transfer.id,
+        copy_id=copy_id,
+        method=route.method,
+        streams=int(settings.get("transfer_streams", 4)),
+        source=source,
+        partial=final.with_name(f".{final.name}.transfer"),
+        final=final,
+        host=getattr(hop.destination, "host", "") or "",
+        log_path=_log_path(session, batch_id, dtp.name, transfer.id),
+    )
+
+
+def _forget_unfinished(session: Session, dtp_id: int) -> None:
+    """Hops a dead task left running are failed (their partial files are overwritten)."""
+    running = list(
+        session.scalars(
+            select(DataTransfer.id).where(
+                DataTransfer.data_transfer_package_id == dtp_id,
+                DataTransfer.state.in_((T.RUNNING, T.VERIFYING)),
+            )
+        )
+    )
+    move(
+        session,
+        DataTransfer,
+        running,
+        (T.RUNNING, T.VERIFYING),
+        T.FAILED,
+        finished_at=utcnow(),
+        failure_reason="its task ended before the transfer was recorded",
+        failure_retryable=True,
+    )
+
+
+def _new_transfer(
+    session: Session, dtp: DataTransferPackage, route: DataTransferRoute, hop: Hop, batch_id: int
+) -> DataTransfer:
+    transfer = DataTransfer(
+        data_transfer_package_id=dtp.id,
+        route_id=route.id,
+        origin_location_id=hop.origin.id,
+        destination_location_id=hop.destination.id,
+        job_batch_id=batch_id,
+        state=T.PENDING,
+    )
+    session.add(transfer)
+    session.flush()
+    move(session, DataTransfer, [transfer.id], T.PENDING, T.SUBMITTED)
+    move(
+        session,
+        DataTransfer,
+        [transfer.id],
+        T.SUBMITTED,
+        T.RUNNING,
+        started_at=utcnow(),
+        attempts=1,
+    )
+    return transfer
+
+
+def _log_path(session: Session, batch_id: int, name: str, transfer_id: int) -> Path:
+    working_dir = Path(session.get_one(JobBatch, batch_id).working_dir or ".")
+    folder = working_dir / "transfers"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.{transfer_id}.log"
+
+
+def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
+    """Copy, verify, publish and record one hop; False when it failed (recorded)."""
+    started = time.monotonic()
+    try:
+        with job.log_path.open("a") as log:
+            method = transfer_method(job.method, job.streams)
+            copied = method.copy(job.source, Destination(job.partial, job.host), log)
+        _verify_at_destination(job)
+        _publish(job)
+    except (TransferError, HopFailed) as exc:
+        with contextlib.suppress(OSError):
+            job.partial.unlink()
+        retryable = getattr(exc, "retryable", True)
+        _record_failure(context, job, str(exc), retryable, counts)
+        return False
+    seconds = max(time.monotonic() - started, 1e-6)
+    with transaction(context.factory) as session:
+        _record_success(session, job, copied, seconds)
+    counts["hops"] += 1
+    counts["bytes"] += copied
+    log_line(
+        f"{job.name}: {job.method} to {job.final.parent}: {copied} bytes in {seconds:.1f} s "
+        f"({copied / seconds / 1e6:.0f} MB/s), verified"
+    )
+    return True
+
+
+def _verify_at_destination(job: HopJob) -> None:
+    if job.host:
+        raise HopFailed(
+            f"{job.host}: checking a copy on another host is not supported yet; mount the "
+            "destination buffer here",
+            retryable=False,
+        )
+    try:
+        verify(None, job.partial, job.checksum)
+    except EngineError as exc:
+        raise HopFailed(f"the copy at the destination does not verify: {exc}") from None
+
+
+def _publish(job: HopJob) -> None:
+    try:
+        os.rename(job.partial, job.final)
+        folder = os.open(job.final.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError as exc:
+        raise HopFailed(f"{job.final}: cannot publish: {exc.strerror}") from None
+
+
+def _record_success(session: Session, job: HopJob, copied: int, seconds: float) -> None:
+    move(
+        session,
+        DataTransfer,
+        [job.transfer_id],
+        T.RUNNING,
+        T.VERIFYING,
+        bytes_transferred=copied,
+    )
+    move(session, DataTransfer, [job.transfer_id], T.VERIFYING, T.SUCCEEDED, finished_at=utcnow())
+    copies.verified(session, job.copy_id)
+    rate = copied / seconds / 1e6
+    session.add(
+        DataTransferLog(
+            data_transfer_id=job.transfer_id,
+            level=LogLevel.INFO,
+            message=f"{copied} bytes by {job.method} in {seconds:.1f} s ({rate:.0f} MB/s); "
+            "checksum verified at the destination",
+            log_path=str(job.log_path),
+        )
+    )
+
+
+def _record_failure(
+    context: TaskContext, job: HopJob, reason: str, retryable: bool, counts: dict[str, int]
+) -> None:
+    with transaction(context.factory) as session:
+        move(
+            session,
+            DataTransfer,
+            [job.transfer_id],
+            (T.RUNNING, T.VERIFYING),
+            T.FAILED,
+            finished_at=utcnow(),
+            failure_reason=reason,
+            failure_retryable=retryable,
+        )
+        copies.failed(session, job.copy_id, reason)
+        session.add(
+            DataTransferLog(
+                data_transfer_id=job.transfer_id,
+                level=LogLevel.ERROR,
+                message=reason,
+                log_path=str(job.log_path),
+            )
+        )
+    _give_back(context, job.dtp_id, reason, retryable, counts)
+
+
+def _give_back(
+    context: TaskContext, dtp_id: int, reason: str, retryable: bool, counts: dict[str, int]
+) -> None:
+    """Back to BUILT with the reason: the next run tries again (the route may need a fix)."""
+    with transaction(context.factory) as session:
+        step_items.fail(
+            session,
+            DataTransferPackage,
+            dtp_id,
+            TRANSFER_STATES,
+            context.batch_id,
+            reason,
+            retryable=retryable,
+            keep_waiting=True,
+        )
+    counts["retry"] += 1
+    log_line(f"transfer package {dtp_id}: not moved: {reason}")

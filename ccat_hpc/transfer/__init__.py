@@ -1,0 +1,1 @@
+"""Moving files between sites: the transfer methods (copy, rsync, bbcp)."""

@@ -1,0 +1,381 @@
+"""Transfer and archive: DTPs from the Chile buffer to Cologne, RDPs into the archive, on a
+folder archive and on real S3, on both databases; faults end with everything archived
+once after a rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc.catalog.loader import example_catalog_path, load_catalog_file
+from ccat_hpc.db.models import (
+    DataLocation,
+    DataTransfer,
+    DataTransferLog,
+    DataTransferPackage,
+    DataTransferRoute,
+    LongTermArchiveTransfer,
+    PhysicalCopy,
+    RawDataFile,
+    RawDataPackage,
+    RawDataPackageMetadata,
+)
+from ccat_hpc.db.session import transaction
+from ccat_hpc.db.states import PackageState, PhysicalCopyState, RawDataFileState, TransferState
+from ccat_hpc.jobs.archive_batch import archives_waiting
+from ccat_hpc.jobs.batches import create_batch
+from ccat_hpc.jobs.runner import run_task
+from ccat_hpc.pipeline import archive_task as archive_module
+from ccat_hpc.pipeline import step_items
+from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES, archive_task
+from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES, transfer_task
+from ccat_hpc.pipeline.transferring import transfers_waiting
+from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
+from ccat_hpc.sites.schema import SlurmProfile
+from ccat_hpc.storage.factory import backend_for
+from tests.conftest import REPO
+from tests.integration.test_bundle_step import run_bundle, set_pipeline
+from tests.integration.test_checksum_step import run_batch as run_checksum
+from tests.integration.test_package_step import observe, run_package
+from tests.integration.test_storage import s3_environment
+
+P = PackageState
+T = TransferState
+SERVICES = Path(os.environ.get("CCAT_HPC_SERVICES_DIR", "/tmp/ccat-hpc-services"))
+
+
+BOTH_ARCHIVES = pytest.mark.parametrize(
+    "archive_kind", ["disk", pytest.param("s3", marks=pytest.mark.s3)], indirect=True
+)
+
+
+@pytest.fixture
+def archive_kind(
+    request: pytest.FixtureRequest, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The archive's storage (a folder unless a test asks for both); the site configs are
+    loaded with it (S3: a fresh prefix, 5 MiB parts)."""
+    kind = str(getattr(request, "param", "disk"))
+    if kind == "s3":
+        s3_environment()
+        monkeypatch.setenv("CCAT_ARCHIVE_STORAGE", "s3")
+        monkeypatch.setenv("CCAT_S3_PREFIX", f"pipeline-tests/{uuid.uuid4().hex}")
+        monkeypatch.setenv("CCAT_S3_PART_SIZE_MB", "5")
+    return kind
+
+
+@pytest.fixture
+def sites(
+    factory: sessionmaker[Session], data_root: Path, archive_kind: str
+) -> sessionmaker[Session]:
+    """ops-db with the shipped sites (and Cornell) and the catalog; every folder there."""
+    configs = [
+        *shipped_site_configs(),
+        *sorted((REPO / "ccat_hpc/site_configs/examples").glob("*.yaml")),
+    ]
+    with transaction(factory) as session:
+        load_site_configs(session, read_site_configs(configs))
+    with transaction(factory) as session:
+        load_catalog_file(session, example_catalog_path())
+    for name in (
+        "chile-source-primecam",
+        "chile-buffer-01",
+        "cologne-buffer-01",
+        "cologne-archive",
+        "cornell-buffer-01",
+    ):
+        (data_root / name).mkdir()
+    set_pipeline(factory, bundle_max_wait_minutes=0)
+    return factory
+
+
+def set_method(factory: sessionmaker[Session], method: str) -> None:
+    with transaction(factory) as session:
+        session.execute(update(DataTransferRoute).values(method=method))
+
+
+def bundled(
+    factory: sessionmaker[Session], data_root: Path, tmp_path: Path, file_size: int = 3000
+) -> list[Path]:
+    sources = observe(factory, data_root, tmp_path, "280GHz", files=3, size=file_size)
+    sources += observe(factory, data_root, tmp_path, "350GHz", files=2, size=file_size)
+    run_checksum(factory)
+    assert run_package(factory) is not None
+    assert run_bundle(factory) is not None
+    return sources
+
+
+def run_step(factory: sessionmaker[Session], kind: str, tmp_path: Path) -> list[int] | None:
+    model, states, waiting, handler = {
+        "transfer": (DataTransferPackage, TRANSFER_STATES, transfers_waiting, transfer_task),
+        "archive": (DataTransferPackage, ARCHIVE_STATES, archives_waiting, archive_task),
+    }[kind]
+    with transaction(factory) as session:
+        ids = [i for i, _ in waiting(session, None)]
+        claimed = step_items.claim(session, model, ids, states)
+        if not claimed:
+            return None
+        batch = create_batch(
+            session, kind, [claimed], executor="local", profile=SlurmProfile(), working_dir=tmp_path
+        )
+        batch_id = batch.id
+        step_items.assign(session, model, claimed, batch_id)
+    code = run_task(factory, kind, batch_id, 0, {kind: handler}, dict(os.environ))
+    assert code == 0
+    return claimed
+
+
+def all_rows(factory: sessionmaker[Session], model: type) -> list:  # type: ignore[type-arg]
+    with factory() as session:
+        found = list(session.scalars(select(model).order_by(model.id)))
+        session.expunge_all()
+        return found
+
+
+def assert_archived_exactly(
+    factory: sessionmaker[Session], sources: list[Path], data_root: Path
+) -> None:
+    """Every file ARCHIVED once; the archive's bytes, read through the index, are the files'."""
+    with factory() as session:
+        files = session.scalars(select(RawDataFile)).all()
+        assert {f.state for f in files} == {RawDataFileState.ARCHIVED}
+        assert len(files) == len(sources)
+        archive = session.scalars(select(DataLocation).filter_by(name="cologne-archive")).one()
+        storage = backend_for(archive, os.environ)
+        packages = session.scalars(select(RawDataPackage)).all()
+        assert {p.state for p in packages} == {P.ARCHIVED}
+        root = data_root / "chile-source-primecam"
+        for package in packages:
+            stored = storage.stat(package.relative_path)
+            assert (stored.size, stored.checksum) == (package.size, package.checksum)
+            for entry in package.member_index["members"]:
+                data = storage.read_bytes(package.relative_path, entry["offset"], entry["size"])
+                assert data == (root / entry["name"]).read_bytes()
+        copies = session.scalars(
+            select(PhysicalCopy).where(
+                PhysicalCopy.data_location_id == archive.id, PhysicalCopy.type == "raw_data_package"
+            )
+        ).all()
+        assert sorted(c.state for c in copies) == [PhysicalCopyState.VERIFIED] * len(packages)
+        metadata = session.scalars(select(RawDataPackageMetadata)).all()
+        assert len(metadata) == len(packages)
+        for row in metadata:
+            assert row.obs_collection and row.target_name and row.facility_name
+            assert row.t_min is not None and row.t_max is not None and row.t_min <= row.t_max
+            assert row.extra["archive_location"] == "cologne-archive"
+
+
+@BOTH_ARCHIVES
+@pytest.mark.parametrize("method", ["copy", "rsync"])
+def test_packages_travel_to_cologne_and_are_archived_byte_for_byte(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path, method: str, archive_kind: str
+) -> None:
+    set_method(sites, method)
+    sources = bundled(sites, data_root, tmp_path)
+    assert run_step(sites, "archive", tmp_path) is None  # nothing has arrived yet
+    assert run_step(sites, "transfer", tmp_path) is not None
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert dtp.state == P.TRANSFERRED
+    (transfer,) = all_rows(sites, DataTransfer)
+    assert (transfer.state, transfer.bytes_transferred) == (T.SUCCEEDED, dtp.size)
+    assert transfer.started_at and transfer.finished_at
+    (log,) = all_rows(sites, DataTransferLog)
+    assert Path(log.log_path or "").read_text().strip()
+    arrived = data_root / "cologne-buffer-01" / dtp.relative_path
+    assert arrived.read_bytes() == (data_root / "chile-buffer-01" / dtp.relative_path).read_bytes()
+    assert not list((data_root / "cologne-buffer-01").rglob(".*.transfer"))
+    assert run_step(sites, "archive", tmp_path) is not None
+    assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.ARCHIVED]
+    assert {t.state for t in all_rows(sites, LongTermArchiveTransfer)} == {T.SUCCEEDED}
+    assert_archived_exactly(sites, sources, data_root)
+    assert run_step(sites, "transfer", tmp_path) is None
+    assert run_step(sites, "archive", tmp_path) is None
+
+
+def test_a_relay_route_is_two_recorded_hops(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    with transaction(sites) as session:
+        session.execute(update(DataTransferRoute).values(active=False, method="copy"))
+        session.execute(
+            update(DataTransferRoute)
+            .where(DataTransferRoute.name == "chile-to-cornell-via-cologne")
+            .values(active=True)
+        )
+    bundled(sites, data_root, tmp_path)
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert dtp.name.startswith("chile-to-cornell_")
+    assert run_step(sites, "transfer", tmp_path) is not None
+    hops = all_rows(sites, DataTransfer)
+    with sites() as session:
+        names = [
+            (
+                session.get_one(DataLocation, h.origin_location_id).name,
+                session.get_one(DataLocation, h.destination_location_id).name,
+            )
+            for h in hops
+        ]
+    assert names == [
+        ("chile-buffer-01", "cologne-buffer-01"),
+        ("cologne-buffer-01", "cornell-buffer-01"),
+    ]
+    assert [h.state for h in hops] == [T.SUCCEEDED, T.SUCCEEDED]
+    assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.TRANSFERRED]
+    assert (data_root / "cornell-buffer-01" / dtp.relative_path).exists()
+    assert run_step(sites, "archive", tmp_path) is None  # Cornell keeps no archive
+
+
+@BOTH_ARCHIVES
+def test_a_dtp_damaged_at_the_destination_is_sent_again_and_archived_once(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path, archive_kind: str
+) -> None:
+    set_method(sites, "copy")
+    sources = bundled(sites, data_root, tmp_path)
+    run_step(sites, "transfer", tmp_path)
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    arrived = data_root / "cologne-buffer-01" / dtp.relative_path
+    data = bytearray(arrived.read_bytes())
+    data[700] ^= 0x40
+    arrived.write_bytes(bytes(data))
+    assert run_step(sites, "archive", tmp_path) is not None
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert dtp.state == P.BUILT and "does not verify" in (dtp.failure_reason or "")
+    with sites() as session:
+        states = session.execute(
+            select(DataLocation.name, PhysicalCopy.state)
+            .join(DataLocation, DataLocation.id == PhysicalCopy.data_location_id)
+            .where(PhysicalCopy.type == "data_transfer_package")
+        ).all()
+    assert sorted(states) == [
+        ("chile-buffer-01", PhysicalCopyState.VERIFIED),
+        ("cologne-buffer-01", PhysicalCopyState.CORRUPT),
+    ]
+    assert run_step(sites, "transfer", tmp_path) is not None
+    assert run_step(sites, "archive", tmp_path) is not None
+    assert [t.state for t in all_rows(sites, DataTransfer)] == [T.SUCCEEDED, T.SUCCEEDED]
+    assert_archived_exactly(sites, sources, data_root)
+
+
+def claim_batch(factory: sessionmaker[Session], kind: str, tmp_path: Path) -> int:
+    with transaction(factory) as session:
+        ids = [i for i, _ in transfers_waiting(session, None)]
+        claimed = step_items.claim(session, DataTransferPackage, ids, TRANSFER_STATES)
+        batch = create_batch(
+            session, kind, [claimed], executor="local", profile=SlurmProfile(), working_dir=tmp_path
+        )
+        step_items.assign(session, DataTransferPackage, claimed, batch.id)
+        return int(batch.id)
+
+
+DYING_TASK = """
+import os, sys
+from ccat_hpc.db.session import make_engine, make_session_factory
+from ccat_hpc.jobs.runner import run_task
+from ccat_hpc.pipeline.transfer_task import transfer_task
+from ccat_hpc.transfer import methods
+
+def dying(self, src, dst, size):  # half the bytes written, then the node goes away
+    os.pwrite(dst, os.pread(src, size // 2, 0), 0)
+    os._exit(9)
+
+methods.LocalCopy._ranges = dying
+factory = make_session_factory(make_engine(sys.argv[1]))
+run_task(factory, "transfer", int(sys.argv[2]), 0, {"transfer": transfer_task}, {})
+"""
+
+
+def test_a_transfer_killed_mid_copy_leaves_no_final_name_and_the_rerun_completes(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    set_method(sites, "copy")
+    bundled(sites, data_root, tmp_path)
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    final = data_root / "cologne-buffer-01" / dtp.relative_path
+    batch_id = claim_batch(sites, "transfer", tmp_path)
+    url = sites.kw["bind"].url.render_as_string(hide_password=False)
+    died = subprocess.run(
+        [sys.executable, "-c", DYING_TASK, url, str(batch_id)],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == 9, died.stderr
+    assert not final.exists() and final.with_name(f".{final.name}.transfer").exists()
+    assert [h.state for h in all_rows(sites, DataTransfer)] == [T.RUNNING]
+    with transaction(sites) as session:  # what the tracker does for a task that died
+        assert step_items.release(session, DataTransferPackage, [dtp.id], TRANSFER_STATES, batch_id)
+    assert run_step(sites, "transfer", tmp_path) is not None
+    hops = all_rows(sites, DataTransfer)
+    assert [h.state for h in hops] == [T.FAILED, T.SUCCEEDED]
+    assert "ended before" in (hops[0].failure_reason or "")
+    assert final.read_bytes() == (data_root / "chile-buffer-01" / dtp.relative_path).read_bytes()
+    assert not final.with_name(f".{final.name}.transfer").exists()
+
+
+def stop_s3_server() -> None:
+    pid = int((SERVICES / "seaweedfs" / "weed.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+
+
+def start_s3_server() -> None:
+    subprocess.run([str(REPO / "scripts" / "s3-server.sh"), "up"], check=True, timeout=120)
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("archive_kind", ["s3"], indirect=True)
+def test_the_s3_server_stopping_mid_upload_records_nothing_and_the_rerun_completes(
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    archive_kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_method(sites, "copy")
+    monkeypatch.setenv("CCAT_S3_MAX_ATTEMPTS", "2")
+    sources = bundled(sites, data_root, tmp_path, file_size=4 * 1024 * 1024)  # 3-part RDPs
+    run_step(sites, "transfer", tmp_path)
+    real = archive_module._pieces
+    stopped: list[bool] = []
+
+    def server_dies_after_a_part(path: Path) -> Iterator[bytes]:
+        """The first RDP's bytes; the server is killed once the first part has gone."""
+        monkeypatch.setattr(archive_module, "_pieces", real)
+        sent = 0
+        for piece in real(path):
+            yield piece
+            sent += len(piece)
+            if sent >= 6 * 1024 * 1024 and not stopped:
+                stopped.append(True)
+                stop_s3_server()
+
+    monkeypatch.setattr(archive_module, "_pieces", server_dies_after_a_part)
+    try:
+        assert run_step(sites, "archive", tmp_path) is not None
+    finally:
+        start_s3_server()
+    assert stopped
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert dtp.state == P.TRANSFERRED and "upload to cologne-archive failed" in (
+        dtp.failure_reason or ""
+    )
+    (upload,) = all_rows(sites, LongTermArchiveTransfer)
+    assert (upload.state, upload.failure_retryable) == (T.FAILED, True)
+    with sites() as session:
+        archive_id = session.scalar(select(DataLocation.id).filter_by(name="cologne-archive"))
+        in_archive = session.scalars(
+            select(PhysicalCopy.state).where(PhysicalCopy.data_location_id == archive_id)
+        ).all()
+    assert PhysicalCopyState.VERIFIED not in in_archive
+    assert {p.state for p in all_rows(sites, RawDataPackage)} == {P.TRANSFERRED}
+    assert run_step(sites, "archive", tmp_path) is not None
+    assert_archived_exactly(sites, sources, data_root)
