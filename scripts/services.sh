@@ -7,11 +7,12 @@
 #   scripts/services.sh status one line per service
 #
 # Services: PostgreSQL (ops-db) as a throwaway cluster, a single-node Slurm cluster
-# with accounting (scripts/slurm-cluster.sh: slurm-wlm, munge, slurmdbd, MariaDB), and
-# an S3 server for the long-term archive (scripts/s3-server.sh: SeaweedFS).
+# with accounting (scripts/slurm-cluster.sh: slurm-wlm, munge, slurmdbd, MariaDB), an
+# S3 server for the long-term archive (scripts/s3-server.sh: SeaweedFS), and an ssh
+# server on 127.0.0.1 for rsync over ssh (scripts/ssh-server.sh: openssh-server).
 # Everything lives below $CCAT_HPC_SERVICES_DIR (default /tmp/ccat-hpc-services).
 # Ports: $CCAT_HPC_PG_PORT (default 55432), $CCAT_HPC_SLURM_PORT (default 56817-56819),
-# $CCAT_HPC_S3_PORT (default 58300-58309).
+# $CCAT_HPC_S3_PORT (default 58300-58309), $CCAT_HPC_SSH_PORT (default 58322).
 set -euo pipefail
 
 SERVICES_DIR="${CCAT_HPC_SERVICES_DIR:-${TMPDIR:-/tmp}/ccat-hpc-services}"
@@ -19,6 +20,7 @@ PG_PORT="${CCAT_HPC_PG_PORT:-55432}"
 PG_DIR="$SERVICES_DIR/postgres"
 SLURM="$(dirname "$0")/slurm-cluster.sh"
 S3="$(dirname "$0")/s3-server.sh"
+SSH="$(dirname "$0")/ssh-server.sh"
 export CCAT_HPC_SERVICES_DIR="$SERVICES_DIR"
 
 log() { echo "services: $*" >&2; }
@@ -112,6 +114,7 @@ print_env() {
     echo "export CCAT_HPC_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"
     "$SLURM" env
     "$S3" env
+    "$SSH" env
 }
 
 print_status() {
@@ -122,11 +125,12 @@ print_status() {
     fi
     "$SLURM" status
     "$S3" status
+    "$SSH" status
 }
 
 case "${1:-}" in
-    up) mkdir -p "$SERVICES_DIR"; postgres_up; "$SLURM" up; "$S3" up ;;
-    down) "$S3" down; "$SLURM" down; postgres_down ;;
+    up) mkdir -p "$SERVICES_DIR"; postgres_up; "$SLURM" up; "$S3" up; "$SSH" up ;;
+    down) "$SSH" down; "$S3" down; "$SLURM" down; postgres_down ;;
     env) print_env ;;
     status) print_status ;;
     *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;

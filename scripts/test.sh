@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the tests need and run the whole suite: Debian packages (xxh128sum,
 # Open MPI), .venv with test tools and mpi4py, the real services (scripts/services.sh:
-# PostgreSQL, Slurm, SeaweedFS for S3), then ruff, mypy and pytest (arguments go to pytest).
+# PostgreSQL, Slurm, SeaweedFS for S3, sshd), then ruff, mypy and pytest (arguments go to pytest).
 # Services this script started are stopped at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ if [[ "$(scripts/services.sh status)" == *stopped* ]]; then
 fi
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
-export CCAT_HPC_REQUIRE_SERVICES=postgres,tools,mpi,slurm,s3
+export CCAT_HPC_REQUIRE_SERVICES=postgres,tools,mpi,slurm,s3,ssh
 # Open MPI refuses to start ranks as root unless told that it is meant (CI runs as root).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,6 +45,7 @@ from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.pipeline.transferring import Hop, next_hop
 from ccat_hpc.storage.base import StorageError
 from ccat_hpc.transfer.methods import Destination, TransferError, transfer_method
+from ccat_hpc.transfer.remote import DEFAULT_SSH, RemoteHost
 
 TRANSFER_STATES = step_items.StepStates(
     PackageState.BUILT, PackageState.TRANSFERRING, PackageState.TRANSFERRED
@@ -73,6 +74,8 @@ class HopJob:
     final: Path
     host: str
     log_path: Path
+    #: the ssh command that reaches ``host`` ($CCAT_RSYNC_SSH)
+    ssh: str = DEFAULT_SSH
 
 
 def transfer_task(context: TaskContext) -> dict[str, Any]:
@@ -116,9 +119,14 @@ def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
     if isinstance(hop, str):
         raise HopFailed(hop)
     route = session.get_one(DataTransferRoute, dtp.route_id)
+    host = getattr(hop.destination, "host", "") or ""
     try:
         source = folder_storage(hop.origin).local_path(dtp.relative_path)
-        final = folder_storage(hop.destination).local_path(dtp.relative_path, create_folders=True)
+        destination = folder_storage(hop.destination)
+        if host:  # not mounted here: the path on that host (rsync makes its folders)
+            final = destination.root / dtp.relative_path
+        else:
+            final = destination.local_path(dtp.relative_path, create_folders=True)
     except StorageError as exc:
         raise HopFailed(str(exc)) from None
     transfer = _new_transfer(session, dtp, route, hop, batch_id)
@@ -138,7 +146,7 @@ def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
         source=source,
         partial=final.with_name(f".{final.name}.transfer"),
         final=final,
-        host=getattr(hop.destination, "host", "") or "",
+        host=host,
         log_path=_log_path(session, batch_id, dtp.name, transfer.id),
     )
 
@@ -201,17 +209,11 @@ def _log_path(session: Session, batch_id: int, name: str, transfer_id: int) -> P
 def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
     """Copy, verify, publish and record one hop; False when it failed (recorded)."""
     started = time.monotonic()
+    job = replace(job, ssh=context.environ.get("CCAT_RSYNC_SSH") or DEFAULT_SSH)
     try:
-        with job.log_path.open("a") as log:
-            method = transfer_method(job.method, job.streams)
-            copied = method.copy(job.source, Destination(job.partial, job.host), log)
-        _verify_at_destination(job)
-        _publish(job)
-    except (TransferError, HopFailed) as exc:
-        with contextlib.suppress(OSError):
-            job.partial.unlink()
-        retryable = getattr(exc, "retryable", True)
-        _record_failure(context, job, str(exc), retryable, counts)
+        copied = _copy_verify_publish(job)
+    except (TransferError, HopFailed) as failure:
+        _record_failure(context, job, str(failure), failure.retryable, counts)
         return False
     seconds = max(time.monotonic() - started, 1e-6)
     with transaction(context.factory) as session:
@@ -225,20 +227,48 @@ def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
     return True
 
 
-def _verify_at_destination(job: HopJob) -> None:
+def _copy_verify_publish(job: HopJob) -> int:
+    """The bytes copied; the method's output and every remote command go to the log."""
+    with job.log_path.open("a") as log:
+        try:
+            method = transfer_method(job.method, job.streams, job.ssh)
+            copied = method.copy(job.source, Destination(job.partial, job.host), log)
+            _verify_at_destination(job, log)
+            _publish(job, log)
+        except (TransferError, HopFailed):
+            _remove_partial(job, log)
+            raise
+    return copied
+
+
+def _verify_at_destination(job: HopJob, log: TextIO) -> None:
+    """The whole package checked where it landed (on another host: its xxh3-128 there)."""
     if job.host:
-        raise HopFailed(
-            f"{job.host}: checking a copy on another host is not supported yet; mount the "
-            "destination buffer here",
-            retryable=False,
-        )
+        found = RemoteHost(job.host, job.ssh).checksum(job.partial, log)
+        if found != job.checksum:
+            raise HopFailed(
+                f"the copy on {job.host} does not verify: xxh3-128 {found}, expected {job.checksum}"
+            )
+        return
     try:
         verify(None, job.partial, job.checksum)
     except EngineError as exc:
         raise HopFailed(f"the copy at the destination does not verify: {exc}") from None
 
 
-def _publish(job: HopJob) -> None:
+def _remove_partial(job: HopJob, log: TextIO) -> None:
+    if job.host:
+        with contextlib.suppress(TransferError):
+            RemoteHost(job.host, job.ssh).remove(job.partial, log)
+        return
+    with contextlib.suppress(OSError):
+        job.partial.unlink()
+
+
+def _publish(job: HopJob, log: TextIO) -> None:
+    if job.host:
+        RemoteHost(job.host, job.ssh).publish(job.partial, job.final, log)
+        return
     try:
         os.rename(job.partial, job.final)
         folder = os.open(job.final.parent, os.O_RDONLY | os.O_DIRECTORY)

@@ -113,6 +113,7 @@ class LocalCopy:
     def _copy(self, source: Path, target: Path) -> int:
         src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)  # as rsync --mkpath does
             size = os.fstat(src).st_size
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
             dst = os.open(target, flags, 0o644)
@@ -154,10 +155,13 @@ class LocalCopy:
 class Rsync:
     name = "rsync"
 
+    def __init__(self, ssh: str = "ssh -o BatchMode=yes") -> None:
+        self.ssh = ssh
+
     def copy(self, source: Path, destination: Destination, log: TextIO) -> int:
-        argv = ["rsync", "--inplace", "--partial", "--no-whole-file", "--stats"]
+        argv = ["rsync", "--inplace", "--partial", "--no-whole-file", "--mkpath", "--stats"]
         if destination.host:
-            argv += ["-e", "ssh -o BatchMode=yes"]
+            argv += ["-e", self.ssh]
         run_logged([*argv, "--", str(source), str(destination)], log)
         return source.stat().st_size
 
@@ -176,12 +180,13 @@ class Bbcp:
         return source.stat().st_size
 
 
-def transfer_method(name: str, streams: int = 4) -> TransferMethod:
-    """The method called ``name`` (a route's ``method``)."""
+def transfer_method(name: str, streams: int = 4, ssh: str | None = None) -> TransferMethod:
+    """The method called ``name`` (a route's ``method``); ``ssh`` is the command rsync
+    reaches a host with (``$CCAT_RSYNC_SSH``)."""
     if name == "copy":
         return LocalCopy(streams)
     if name == "rsync":
-        return Rsync()
+        return Rsync(ssh or "ssh -o BatchMode=yes")
     if name == "bbcp":
         return Bbcp(streams)
     raise TransferError(

@@ -23,6 +23,7 @@ from ccat_hpc.db.models import (
     DataTransferLog,
     DataTransferPackage,
     DataTransferRoute,
+    DiskDataLocation,
     LongTermArchiveTransfer,
     PhysicalCopy,
     RawDataFile,
@@ -377,5 +378,29 @@ def test_the_s3_server_stopping_mid_upload_records_nothing_and_the_rerun_complet
         ).all()
     assert PhysicalCopyState.VERIFIED not in in_archive
     assert {p.state for p in all_rows(sites, RawDataPackage)} == {P.TRANSFERRED}
+    assert run_step(sites, "archive", tmp_path) is not None
+    assert_archived_exactly(sites, sources, data_root)
+
+
+@pytest.mark.ssh
+def test_rsync_over_ssh_to_a_buffer_on_another_host_is_checked_there(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    from tests.integration.test_transfer_methods import ssh_host
+
+    host, _ = ssh_host()  # the test services' sshd: "another host" at 127.0.0.1
+    set_method(sites, "rsync")
+    with transaction(sites) as session:
+        buffer = session.scalars(
+            select(DiskDataLocation).where(DiskDataLocation.name == "cologne-buffer-01")
+        ).one()
+        buffer.host = host
+    sources = bundled(sites, data_root, tmp_path)
+    assert run_step(sites, "transfer", tmp_path) is not None
+    (hop,) = all_rows(sites, DataTransfer)
+    assert hop.state == T.SUCCEEDED
+    (log,) = all_rows(sites, DataTransferLog)
+    text = Path(log.log_path or "").read_text()
+    assert f"on {host}: xxh128sum" in text and f"on {host}: mv" in text
     assert run_step(sites, "archive", tmp_path) is not None
     assert_archived_exactly(sites, sources, data_root)
