@@ -28,25 +28,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     DataLocation,
     DataTransferPackage,
     DataTransferPackagePhysicalCopy,
     DataTransferRoute,
-    LongTermArchiveTransfer,
-    LongTermArchiveTransferLog,
-    RawDataFile,
     RawDataPackage,
     RawDataPackagePhysicalCopy,
 )
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import (
     LocationType,
-    LogLevel,
     PackageState,
     PhysicalCopyState,
-    RawDataFileState,
     TransferState,
 )
 from ccat_hpc.db.transitions import move
@@ -55,8 +49,8 @@ from ccat_hpc.engine.errors import EngineError
 from ccat_hpc.engine.extract import extract_members
 from ccat_hpc.engine.reader import LocalFile
 from ccat_hpc.logline import log_line
+from ccat_hpc.pipeline import archive_records as records
 from ccat_hpc.pipeline import copies, step_items
-from ccat_hpc.pipeline.archive_metadata import record_metadata
 from ccat_hpc.pipeline.placement import best_location, folder_storage, storage_for
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import StorageBackend, StorageError
@@ -150,7 +144,7 @@ def prepare(
         archive_storage = storage_for(archive, environ)
     except StorageError as exc:
         raise ArchiveProblem(str(exc)) from None
-    _forget_unfinished_uploads(session, dtp_id)
+    records.forget_unfinished_uploads(session, dtp_id)
     return ArchiveJob(
         dtp_id=dtp_id,
         name=dtp.name,
@@ -164,40 +158,6 @@ def prepare(
         archive_name=archive.name,
         archive=archive_storage,
     )
-
-
-def _forget_unfinished_uploads(session: Session, dtp_id: int) -> None:
-    """Uploads a dead task left running: failed, their RDPs waiting again (the DTP is ours)."""
-    package_ids = list(
-        session.scalars(
-            select(RawDataPackage.id).where(
-                RawDataPackage.data_transfer_package_id == dtp_id,
-                RawDataPackage.state == P.ARCHIVING,
-            )
-        )
-    )
-    if not package_ids:
-        return
-    reason = "its task ended before the upload was recorded"
-    running = list(
-        session.scalars(
-            select(LongTermArchiveTransfer.id).where(
-                LongTermArchiveTransfer.raw_data_package_id.in_(package_ids),
-                LongTermArchiveTransfer.state.in_((T.RUNNING, T.VERIFYING)),
-            )
-        )
-    )
-    move(
-        session,
-        LongTermArchiveTransfer,
-        running,
-        (T.RUNNING, T.VERIFYING),
-        T.FAILED,
-        finished_at=utcnow(),
-        failure_reason=reason,
-        failure_retryable=True,
-    )
-    move(session, RawDataPackage, package_ids, P.ARCHIVING, P.TRANSFERRED, failure_reason=reason)
 
 
 def _check_transfer_package(job: ArchiveJob) -> None:
@@ -269,7 +229,9 @@ def _archive_package(context: TaskContext, job: ArchiveJob, package_id: int) -> 
             package.name,
         )
         move(session, RawDataPackage, [package_id], P.TRANSFERRED, P.ARCHIVING)
-        transfer_id = _new_archive_transfer(session, package_id, job, context.batch_id)
+        transfer_id = records.start_upload(
+            session, package_id, job.buffer_id, job.archive_id, context.batch_id
+        )
         copy_id = copies.pending_copy(
             session, RawDataPackagePhysicalCopy, package_id, job.archive_id
         )
@@ -281,19 +243,23 @@ def _archive_package(context: TaskContext, job: ArchiveJob, package_id: int) -> 
         _recheck(job.archive, key, checksum, size)
     except (StorageError, OSError) as exc:
         reason = f"{name}: upload to {job.archive_name} failed: {exc}"
-        _record_upload_failure(context, package_id, transfer_id, copy_id, reason, exc)
+        retryable = exc.transient if isinstance(exc, StorageError) else True
+        with transaction(context.factory) as session:
+            records.record_upload_failure(
+                session, package_id, transfer_id, copy_id, reason, retryable
+            )
         raise ArchiveProblem(reason) from None
     seconds = max(time.monotonic() - started, 1e-6)
     with transaction(context.factory) as session:
-        _record_archived(
+        records.record_archived(
             session,
-            job,
             package_id,
             transfer_id,
             copy_id,
             stored.size,
             seconds,
             job.archive.describe(),
+            {"transfer_package": job.name, "archive_location": job.archive_name},
         )
     log_line(
         f"{name}: archived in {job.archive_name} ({size} bytes, {size / seconds / 1e6:.0f} MB/s)"
@@ -318,120 +284,6 @@ def _recheck(storage: StorageBackend, key: str, checksum: str, size: int) -> Non
         )
 
 
-def _new_archive_transfer(session: Session, package_id: int, job: ArchiveJob, batch_id: int) -> int:
-    transfer = LongTermArchiveTransfer(
-        raw_data_package_id=package_id,
-        origin_location_id=job.buffer_id,
-        destination_location_id=job.archive_id,
-        job_batch_id=batch_id,
-        state=T.PENDING,
-    )
-    session.add(transfer)
-    session.flush()
-    move(session, LongTermArchiveTransfer, [transfer.id], T.PENDING, T.SUBMITTED)
-    move(
-        session,
-        LongTermArchiveTransfer,
-        [transfer.id],
-        T.SUBMITTED,
-        T.RUNNING,
-        started_at=utcnow(),
-        attempts=1,
-    )
-    return transfer.id
-
-
-def _record_archived(
-    session: Session,
-    job: ArchiveJob,
-    package_id: int,
-    transfer_id: int,
-    copy_id: int,
-    size: int,
-    seconds: float,
-    where: str,
-) -> None:
-    move(
-        session,
-        LongTermArchiveTransfer,
-        [transfer_id],
-        T.RUNNING,
-        T.VERIFYING,
-        bytes_transferred=size,
-    )
-    move(
-        session,
-        LongTermArchiveTransfer,
-        [transfer_id],
-        T.VERIFYING,
-        T.SUCCEEDED,
-        finished_at=utcnow(),
-    )
-    session.add(
-        LongTermArchiveTransferLog(
-            long_term_archive_transfer_id=transfer_id,
-            level=LogLevel.INFO,
-            message=f"{size} bytes to {where} in {seconds:.1f} s; size and checksum verified there",
-        )
-    )
-    copies.verified(session, copy_id)
-    move(
-        session,
-        RawDataPackage,
-        [package_id],
-        P.ARCHIVING,
-        P.ARCHIVED,
-        failure_reason=None,
-        failure_retryable=None,
-    )
-    file_ids = list(
-        session.scalars(select(RawDataFile.id).where(RawDataFile.raw_data_package_id == package_id))
-    )
-    move(session, RawDataFile, file_ids, RawDataFileState.PACKAGED, RawDataFileState.ARCHIVED)
-    package = session.get_one(RawDataPackage, package_id)
-    record_metadata(
-        session,
-        package,
-        {
-            "transfer_package": job.name,
-            "archive_location": job.archive_name,
-            "archive_key": package.relative_path,
-            "archived_at": utcnow().isoformat(),
-        },
-    )
-
-
-def _record_upload_failure(
-    context: TaskContext,
-    package_id: int,
-    transfer_id: int,
-    copy_id: int,
-    reason: str,
-    exc: Exception,
-) -> None:
-    retryable = getattr(exc, "transient", True) or not isinstance(exc, StorageError)
-    with transaction(context.factory) as session:
-        move(
-            session,
-            LongTermArchiveTransfer,
-            [transfer_id],
-            T.RUNNING,
-            T.FAILED,
-            finished_at=utcnow(),
-            failure_reason=reason,
-            failure_retryable=retryable,
-        )
-        session.add(
-            LongTermArchiveTransferLog(
-                long_term_archive_transfer_id=transfer_id, level=LogLevel.ERROR, message=reason
-            )
-        )
-        copies.failed(session, copy_id, reason)
-        move(
-            session, RawDataPackage, [package_id], P.ARCHIVING, P.TRANSFERRED, failure_reason=reason
-        )
-
-
 def _give_back(
     context: TaskContext, dtp_id: int, problem: ArchiveProblem, counts: dict[str, int]
 ) -> None:
@@ -439,7 +291,7 @@ def _give_back(
     reason = str(problem)
     with transaction(context.factory) as session:
         if problem.retransfer:
-            _retransfer(session, dtp_id, context.batch_id, reason)
+            records.retransfer(session, dtp_id, context.batch_id, reason)
         else:
             step_items.fail(
                 session,
@@ -452,37 +304,3 @@ def _give_back(
             )
     counts["retransfer" if problem.retransfer else "retry"] += 1
     log_line(f"transfer package {dtp_id}: not archived: {reason}")
-
-
-def _retransfer(session: Session, dtp_id: int, batch_id: int, reason: str) -> None:
-    """The destination copy is damaged: mark it, and send the DTP again."""
-    moved = move(
-        session,
-        DataTransferPackage,
-        [dtp_id],
-        P.ARCHIVING,
-        P.BUILT,
-        only=step_items.held_by(DataTransferPackage, batch_id),
-        claimed_by_batch_id=None,
-        failure_reason=f"to be transferred again: {reason}",
-        failure_retryable=True,
-    )
-    if not moved:
-        return
-    route_destination = session.scalar(
-        select(DataTransferRoute.destination_site_id)
-        .join(DataTransferPackage, DataTransferPackage.route_id == DataTransferRoute.id)
-        .where(DataTransferPackage.id == dtp_id)
-    )
-    for copy in session.scalars(
-        select(DataTransferPackagePhysicalCopy)
-        .join(DataLocation, DataLocation.id == DataTransferPackagePhysicalCopy.data_location_id)
-        .where(
-            DataTransferPackagePhysicalCopy.data_transfer_package_id == dtp_id,
-            DataLocation.site_id == route_destination,
-            DataTransferPackagePhysicalCopy.state == PhysicalCopyState.VERIFIED,
-        )
-    ):
-        gone = "No such file" in reason or "cannot open" in reason
-        state = PhysicalCopyState.MISSING if gone else PhysicalCopyState.CORRUPT
-        copies.found_bad(session, copy.id, state, reason)

@@ -22,8 +22,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from ccat_hpc.db.models import DataTransferPackage, RawDataPackage
-from ccat_hpc.db.states import PackageState
+from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.models import (
+    DataTransfer,
+    DataTransferPackage,
+    LongTermArchiveTransfer,
+    RawDataPackage,
+)
+from ccat_hpc.db.states import PackageState, TransferState
 from ccat_hpc.db.transitions import move
 
 StepItem = type[RawDataPackage] | type[DataTransferPackage]
@@ -145,3 +151,25 @@ def holds(
         )
     )
     return found is not None
+
+
+def start_attempt(session: Session, row: DataTransfer | LongTermArchiveTransfer) -> int:
+    """Insert a new transfer row (PENDING) and mark it RUNNING from now; its id.
+
+    Created in its first state and moved on like any other, so the state machine and
+    its history hold for every attempt.
+    """
+    session.add(row)
+    session.flush()
+    model = type(row)
+    move(session, model, [row.id], TransferState.PENDING, TransferState.SUBMITTED)
+    move(
+        session,
+        model,
+        [row.id],
+        TransferState.SUBMITTED,
+        TransferState.RUNNING,
+        started_at=utcnow(),
+        attempts=1,
+    )
+    return int(row.id)

@@ -184,18 +184,7 @@ def _new_transfer(
         job_batch_id=batch_id,
         state=T.PENDING,
     )
-    session.add(transfer)
-    session.flush()
-    move(session, DataTransfer, [transfer.id], T.PENDING, T.SUBMITTED)
-    move(
-        session,
-        DataTransfer,
-        [transfer.id],
-        T.SUBMITTED,
-        T.RUNNING,
-        started_at=utcnow(),
-        attempts=1,
-    )
+    step_items.start_attempt(session, transfer)
     return transfer
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from ccat_hpc.db.models import DataLocation, DiskDataLocation, S3DataLocation, TapeDataLocation
 from ccat_hpc.storage.base import StorageBackend, StorageError
 from ccat_hpc.storage.posix import PosixStorage
-from ccat_hpc.storage.s3 import S3Credentials, S3Settings, S3Storage, make_client
+from ccat_hpc.storage.s3 import S3Settings, S3Storage
+from ccat_hpc.storage.s3_client import S3Credentials, make_client
 from ccat_hpc.storage.tape import TapeStorage
 
 

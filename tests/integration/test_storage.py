@@ -39,7 +39,8 @@ def s3_environment() -> dict[str, str]:
 
 
 def make_s3(prefix: str, **overrides: object) -> StorageBackend:
-    from ccat_hpc.storage.s3 import S3Credentials, S3Settings, S3Storage, make_client
+    from ccat_hpc.storage.s3 import S3Settings, S3Storage
+    from ccat_hpc.storage.s3_client import S3Credentials, make_client
 
     environ = s3_environment()
     fields: dict[str, object] = {

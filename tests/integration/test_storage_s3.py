@@ -12,14 +12,8 @@ import pytest
 
 from ccat_hpc.storage import s3 as s3_module
 from ccat_hpc.storage.base import ChecksumMismatch, StorageError
-from ccat_hpc.storage.s3 import (
-    METADATA_KEY,
-    S3Credentials,
-    S3Settings,
-    S3Storage,
-    composite_sha256,
-    make_client,
-)
+from ccat_hpc.storage.s3 import METADATA_KEY, S3Settings, S3Storage, composite_sha256
+from ccat_hpc.storage.s3_client import S3Credentials, make_client
 from tests.integration.test_storage import MiB, digest, make_s3, pieces, s3_environment
 
 pytestmark = pytest.mark.s3

@@ -14,7 +14,8 @@ from ccat_hpc.storage.base import (
     StorageNotDeployed,
     check_key,
 )
-from ccat_hpc.storage.s3 import S3Credentials, S3Settings, S3Storage, as_storage_error
+from ccat_hpc.storage.s3 import S3Settings, S3Storage
+from ccat_hpc.storage.s3_client import S3Credentials, as_storage_error
 from ccat_hpc.storage.tape import TapeStorage
 
 MiB = 1024 * 1024
