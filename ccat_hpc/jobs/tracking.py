@@ -59,6 +59,10 @@ def _reason(report: TaskReport, default: str) -> str:
     return f"{report.status.value}{detail}{code}: {default}"
 
 
+#: the first pause between polls of a batch just submitted (it grows from there)
+FIRST_POLL = 0.1
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     batch_id: int
@@ -133,19 +137,25 @@ def wait_for_batch(
     batch_id: int,
     executor: Executor,
     *,
-    poll_seconds: float = 1.0,
+    poll_seconds: float = 2.0,
     timeout: float | None = None,
     on_poll: Callable[[BatchSummary], None] | None = None,
 ) -> BatchSummary:
-    """Track until the batch is done (or ``timeout`` seconds passed)."""
+    """Track until the batch is done (or ``timeout`` seconds passed).
+
+    Polls soon after the submission (short batches end in a second or two) and then
+    less often, up to every ``poll_seconds``.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
+    pause = min(FIRST_POLL, poll_seconds)
     while True:
         summary = track_batch(factory, batch_id, executor)
         if on_poll is not None:
             on_poll(summary)
         if summary.done or (deadline is not None and time.monotonic() > deadline):
             return summary
-        time.sleep(poll_seconds)
+        time.sleep(pause)
+        pause = min(pause * 1.5, poll_seconds)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from ccat_hpc.db.models import (
     LongTermArchiveTransferLog,
     RawDataFile,
     RawDataPackage,
+    RawDataPackagePhysicalCopy,
 )
 from ccat_hpc.db.states import (
     LogLevel,
@@ -159,6 +160,22 @@ def record_upload_failure(
     )
     copies.failed(session, copy_id, reason)
     move(session, RawDataPackage, [package_id], P.ARCHIVING, P.TRANSFERRED, failure_reason=reason)
+
+
+def record_damaged_copy(
+    session: Session,
+    package_id: int,
+    transfer_id: int,
+    copy_id: int,
+    buffer_id: int,
+    reason: str,
+) -> None:
+    """The RDP's copy in the buffer failed verification on its way to the archive: nothing
+    is uploaded, the copy is marked CORRUPT, and the next run unpacks the RDP again."""
+    record_upload_failure(session, package_id, transfer_id, copy_id, reason, retryable=True)
+    buffer_copy = copies.copy_at(session, RawDataPackagePhysicalCopy, package_id, buffer_id)
+    if buffer_copy is not None:
+        copies.found_bad(session, buffer_copy.id, PhysicalCopyState.CORRUPT, reason)
 
 
 def retransfer(session: Session, dtp_id: int, batch_id: int, reason: str) -> None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     DataLocation,
     DataTransferPackage,
@@ -45,9 +47,10 @@ from ccat_hpc.db.states import (
 )
 from ccat_hpc.db.transitions import move
 from ccat_hpc.engine.api import verify
-from ccat_hpc.engine.errors import EngineError
+from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.engine.extract import extract_members
-from ccat_hpc.engine.reader import LocalFile
+from ccat_hpc.engine.reader import LocalFile, read_index
+from ccat_hpc.engine.verify import PackageVerifier
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import archive_records as records
 from ccat_hpc.pipeline import copies, step_items
@@ -61,6 +64,8 @@ ARCHIVE_STATES = step_items.StepStates(
 P = PackageState
 T = TransferState
 READ_PIECE = 8 * 1024 * 1024
+#: a DTP copy verified this recently (by the transfer step, on arrival) is not read again
+REVERIFY_AFTER = timedelta(hours=1)
 
 
 class ArchiveProblem(Exception):
@@ -76,6 +81,8 @@ class ArchiveJob:
     checksum: str
     dtp_path: Path
     dtp_copy_id: int
+    #: when the DTP copy in the buffer was last verified
+    verified_at: datetime | None
     buffer_id: int
     buffer_name: str
     buffer_root: Path
@@ -151,6 +158,7 @@ def prepare(
         checksum=dtp.checksum or "",
         dtp_path=path,
         dtp_copy_id=copy.id,
+        verified_at=copy.verified_at,
         buffer_id=buffer.id,
         buffer_name=buffer.name,
         buffer_root=storage.root,
@@ -161,6 +169,10 @@ def prepare(
 
 
 def _check_transfer_package(job: ArchiveJob) -> None:
+    """The whole DTP verified, unless the transfer step verified this copy moments ago
+    (its RDPs' checksums are checked again as they are unpacked, in any case)."""
+    if job.verified_at is not None and utcnow() - job.verified_at < REVERIFY_AFTER:
+        return
     try:
         verify(None, job.dtp_path, job.checksum)
     except EngineError as exc:
@@ -170,26 +182,30 @@ def _check_transfer_package(job: ArchiveJob) -> None:
 
 
 def _unpack(context: TaskContext, job: ArchiveJob) -> None:
-    """Extract and verify the RDPs not yet unpacked here; record their buffer copies."""
+    """Extract the RDPs not unpacked here yet (or found damaged since); each is checked
+    against its checksum as it is written, and its buffer copy recorded VERIFIED."""
     with transaction(context.factory) as session:
         pending = [
-            (p.id, p.relative_path, p.checksum or "")
+            (p.id, p.relative_path, p.state)
             for p in session.scalars(
                 select(RawDataPackage)
                 .where(
                     RawDataPackage.data_transfer_package_id == job.dtp_id,
-                    RawDataPackage.state == P.TRANSFERRING,
+                    RawDataPackage.state.in_((P.TRANSFERRING, P.TRANSFERRED)),
                 )
                 .order_by(RawDataPackage.id)
             )
+            if p.state == P.TRANSFERRING or not _verified_at(session, p.id, job.buffer_id)
         ]
     if not pending:
         return
     source = LocalFile(job.dtp_path)
     try:
         extract_members(source, [name for _, name, _ in pending], job.buffer_root)
-        for _, name, checksum in pending:
-            verify(None, job.buffer_root / name, checksum)
+    except PackageCorrupt as exc:  # a member is not its RDP: the DTP copy is damaged
+        raise ArchiveProblem(
+            f"{job.name}: its copy at {job.buffer_name} does not verify: {exc}", retransfer=True
+        ) from None
     except EngineError as exc:
         raise ArchiveProblem(f"{job.name}: unpacking at {job.buffer_name}: {exc}") from None
     finally:
@@ -202,6 +218,11 @@ def _unpack(context: TaskContext, job: ArchiveJob) -> None:
             copies.verified(session, copy_id)
         move(session, RawDataPackage, [i for i, _, _ in pending], P.TRANSFERRING, P.TRANSFERRED)
     log_line(f"{job.name}: unpacked and verified {len(pending)} package(s) at {job.buffer_name}")
+
+
+def _verified_at(session: Session, package_id: int, location_id: int) -> bool:
+    copy = copies.copy_at(session, RawDataPackagePhysicalCopy, package_id, location_id)
+    return copy is not None and copy.state == PhysicalCopyState.VERIFIED
 
 
 def _waiting_packages(context: TaskContext, dtp_id: int) -> list[int]:
@@ -238,9 +259,16 @@ def _archive_package(context: TaskContext, job: ArchiveJob, package_id: int) -> 
     started = time.monotonic()
     try:
         stored = job.archive.write(
-            key, _pieces(job.buffer_root / key), checksum=checksum, size=size
+            key, _verified_pieces(job.buffer_root / key, checksum), checksum=checksum, size=size
         )
         _recheck(job.archive, key, checksum, size)
+    except EngineError as exc:
+        reason = f"{name}: its copy at {job.buffer_name} does not verify: {exc}"
+        with transaction(context.factory) as session:
+            records.record_damaged_copy(
+                session, package_id, transfer_id, copy_id, job.buffer_id, reason
+            )
+        raise ArchiveProblem(reason) from None
     except (StorageError, OSError) as exc:
         reason = f"{name}: upload to {job.archive_name} failed: {exc}"
         retryable = exc.transient if isinstance(exc, StorageError) else True
@@ -267,10 +295,20 @@ def _archive_package(context: TaskContext, job: ArchiveJob, package_id: int) -> 
     return size
 
 
-def _pieces(path: Path) -> Iterator[bytes]:
+def _verified_pieces(path: Path, checksum: str) -> Iterator[bytes]:
+    """The RDP's bytes for the upload, verified as they go by: its structure, every
+    member, the whole checksum. A damaged RDP raises PackageCorrupt before the store
+    sees the end of it, so the store publishes nothing."""
+    source = LocalFile(path)
+    try:
+        verifier = PackageVerifier(read_index(source), source.size())
+    finally:
+        source.close()
     with path.open("rb") as handle:
         while piece := handle.read(READ_PIECE):
+            verifier.consume(piece)
             yield piece
+    verifier.report(checksum)
 
 
 def _recheck(storage: StorageBackend, key: str, checksum: str, size: int) -> None:

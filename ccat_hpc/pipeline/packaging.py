@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
 
 from ccat_hpc.db.models import (
     DataLocation,
@@ -102,12 +102,6 @@ def package_path(start_time: datetime, name: str) -> str:
 
 def files_ready(session: Session, site: str | None) -> dict[GroupKey, list[FileToPackage]]:
     """Checksummed files with no package, of groups with no file still being checksummed."""
-    other = aliased(RawDataFile)
-    still_waiting = exists().where(
-        other.executed_obs_unit_id == RawDataFile.executed_obs_unit_id,
-        other.instrument_module_id == RawDataFile.instrument_module_id,
-        other.state.in_(WAITING_FOR_CHECKSUM),
-    )
     query = select(
         RawDataFile.id,
         RawDataFile.relative_path,
@@ -117,7 +111,6 @@ def files_ready(session: Session, site: str | None) -> dict[GroupKey, list[FileT
     ).where(
         RawDataFile.state == RawDataFileState.CHECKSUMMED,
         RawDataFile.raw_data_package_id.is_(None),
-        ~still_waiting,
     )
     if site is not None:
         query = query.join(DataLocation, DataLocation.id == RawDataFile.source_location_id).join(
@@ -126,7 +119,19 @@ def files_ready(session: Session, site: str | None) -> dict[GroupKey, list[FileT
     groups: dict[GroupKey, list[FileToPackage]] = defaultdict(list)
     for file_id, path, size, execution_id, module_id in session.execute(query):
         groups[GroupKey(execution_id, module_id)].append(FileToPackage(file_id, path, size))
+    for key in _groups_still_checksumming(session):
+        groups.pop(key, None)
     return dict(groups)
+
+
+def _groups_still_checksumming(session: Session) -> set[GroupKey]:
+    """Groups with a file FILED or CHECKSUMMING (found through the state index)."""
+    rows = session.execute(
+        select(RawDataFile.executed_obs_unit_id, RawDataFile.instrument_module_id)
+        .where(RawDataFile.state.in_(WAITING_FOR_CHECKSUM))
+        .distinct()
+    )
+    return {GroupKey(execution_id, module_id) for execution_id, module_id in rows}
 
 
 def max_package_bytes(session: Session, site: str | None) -> int:

@@ -32,9 +32,10 @@ def s3_settings(location: S3DataLocation, environ: Mapping[str, str]) -> S3Setti
         bucket=location.bucket,
         prefix=location.prefix,
         region=location.region,
-        part_size=_mebibytes(environ, "CCAT_S3_PART_SIZE_MB", 64),
-        max_in_flight=_count(environ, "CCAT_S3_PARALLEL_PARTS", 4),
+        part_size=_mebibytes(environ, "CCAT_S3_PART_SIZE_MB", 8),
+        max_in_flight=_count(environ, "CCAT_S3_PARALLEL_PARTS", 8),
         max_attempts=_count(environ, "CCAT_S3_MAX_ATTEMPTS", 5),
+        content_md5=environ.get("CCAT_S3_CONTENT_MD5", "").strip().lower() in ("1", "yes", "true"),
     )
 
 

@@ -1,7 +1,8 @@
 """An S3 bucket (and key prefix) as storage, through boto3.
 
 Writes are multipart uploads (one PUT for small objects). Every part is sent with its
-SHA-256 and MD5, which the server checks before it accepts the part (a damaged part is
+SHA-256 (and its MD5 too when ``content_md5`` is set, for stores that check only
+Content-MD5), which the server checks before it accepts the part (a damaged part is
 refused with BadDigest, never stored); the xxh3-128 the object must have is stored as
 object metadata (``x-amz-meta-xxh3-128``). Parts are read in order, hashed with
 xxh3-128 on the way, and uploaded by a few threads; at most ``max_in_flight`` parts are
@@ -43,7 +44,7 @@ from ccat_hpc.storage.s3_client import as_storage_error
 
 METADATA_KEY = "xxh3-128"
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (but the last)
-DEFAULT_PART_SIZE = 64 * 1024 * 1024
+DEFAULT_PART_SIZE = 8 * 1024 * 1024  # as boto3's; more parts in flight beat larger ones
 MAX_PARTS = 10_000
 
 
@@ -56,8 +57,10 @@ class S3Settings:
     prefix: str = ""
     region: str = ""
     part_size: int = DEFAULT_PART_SIZE
-    max_in_flight: int = 4
+    max_in_flight: int = 8
     max_attempts: int = 5
+    #: also send each part's Content-MD5 (stores without x-amz-checksum support)
+    content_md5: bool = False
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -191,7 +194,7 @@ class S3Storage(StorageBackend):
         return part_size
 
     def _put(self, key: str, full: str, data: bytes, checksum: str) -> str:
-        digests = _digests(data)
+        digests = _digests(data, self.settings.content_md5)
         self._call(
             key,
             "PUT",
@@ -310,7 +313,7 @@ class _MultipartUpload:
         return [future.result() for future in futures]
 
     def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
-        digests = _digests(data)
+        digests = _digests(data, self.storage.settings.content_md5)
         response = self.storage._call(
             self.key,
             f"upload of part {number}",
@@ -356,11 +359,12 @@ def composite_sha256(part_digests: Iterable[bytes]) -> str:
     return f"{base64.b64encode(combined).decode('ascii')}-{len(digests)}"
 
 
-def _digests(data: bytes) -> dict[str, str]:
-    return {
-        "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode("ascii"),
-        "ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode("ascii"),
-    }
+def _digests(data: bytes, content_md5: bool = False) -> dict[str, str]:
+    """The part's SHA-256 (always) and MD5 (for stores that check only Content-MD5)."""
+    digests = {"ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")}
+    if content_md5:
+        digests["ContentMD5"] = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+    return digests
 
 
 def _parts(

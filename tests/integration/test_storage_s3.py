@@ -61,11 +61,11 @@ def test_the_server_refuses_a_part_whose_bytes_do_not_match_its_digest(
     real = s3_module._digests
     sent: list[int] = []
 
-    def damaged(data: bytes) -> dict[str, str]:
-        digests = real(data)
+    def damaged(data: bytes, content_md5: bool = False) -> dict[str, str]:
+        digests = real(data, content_md5)
         sent.append(len(data))
         if len(sent) == 2:  # the second part: as if flipped on the wire
-            digests = real(data[:-1] + bytes([data[-1] ^ 1]))
+            digests = real(data[:-1] + bytes([data[-1] ^ 1]), content_md5)
         return digests
 
     monkeypatch.setattr(s3_module, "_digests", damaged)
@@ -111,3 +111,25 @@ def test_an_unreachable_endpoint_is_a_transient_error() -> None:
         storage.stat("x")
     assert caught.value.transient
     assert "127.0.0.1:9" in str(caught.value)
+
+
+def test_with_content_md5_a_part_whose_md5_is_wrong_is_refused_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = make_s3(f"s3-only/{uuid.uuid4().hex}", content_md5=True)
+    assert isinstance(storage, S3Storage)
+    real = s3_module._digests
+
+    def wrong_md5(data: bytes, content_md5: bool = False) -> dict[str, str]:
+        digests = real(data, content_md5)
+        assert content_md5 and "ContentMD5" in digests
+        return {**digests, "ContentMD5": real(data + b"x", True)["ContentMD5"]}
+
+    monkeypatch.setattr(s3_module, "_digests", wrong_md5)
+    data = os.urandom(1000)
+    with pytest.raises(ChecksumMismatch, match="refused the bytes"):
+        storage.write("md5.tar", [data], checksum=digest(data))
+    monkeypatch.setattr(s3_module, "_digests", real)
+    storage.write("md5.tar", [data], checksum=digest(data))
+    assert storage.stat("md5.tar").size == 1000
+    storage.delete("md5.tar")

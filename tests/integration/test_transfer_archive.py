@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.catalog.loader import example_catalog_path, load_catalog_file
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     DataLocation,
     DataTransfer,
@@ -236,16 +238,33 @@ def test_a_relay_route_is_two_recorded_hops(
 
 
 @BOTH_ARCHIVES
+@pytest.mark.parametrize(
+    ("where", "verified_hours_ago"),
+    [("in an RDP", 0), ("in an RDP", 2), ("in a tar header", 2)],
+)
 def test_a_dtp_damaged_at_the_destination_is_sent_again_and_archived_once(
-    sites: sessionmaker[Session], data_root: Path, tmp_path: Path, archive_kind: str
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    archive_kind: str,
+    where: str,
+    verified_hours_ago: int,
 ) -> None:
+    """Damage found as the RDPs are unpacked (just verified on arrival), or by the whole
+    package check (verified long ago; a header is checked only there)."""
     set_method(sites, "copy")
     sources = bundled(sites, data_root, tmp_path)
     run_step(sites, "transfer", tmp_path)
     (dtp,) = all_rows(sites, DataTransferPackage)
+    with transaction(sites) as session:
+        session.execute(
+            update(PhysicalCopy)
+            .where(PhysicalCopy.type == "data_transfer_package")
+            .values(verified_at=utcnow() - timedelta(hours=verified_hours_ago))
+        )
     arrived = data_root / "cologne-buffer-01" / dtp.relative_path
     data = bytearray(arrived.read_bytes())
-    data[700] ^= 0x40
+    data[700 if where == "in an RDP" else 100] ^= 0x40  # bytes 0-511: the first header
     arrived.write_bytes(bytes(data))
     assert run_step(sites, "archive", tmp_path) is not None
     (dtp,) = all_rows(sites, DataTransferPackage)
@@ -402,5 +421,38 @@ def test_rsync_over_ssh_to_a_buffer_on_another_host_is_checked_there(
     (log,) = all_rows(sites, DataTransferLog)
     text = Path(log.log_path or "").read_text()
     assert f"on {host}: xxh128sum" in text and f"on {host}: mv" in text
+    assert run_step(sites, "archive", tmp_path) is not None
+    assert_archived_exactly(sites, sources, data_root)
+
+
+def test_an_rdp_damaged_in_the_buffer_before_its_upload_is_unpacked_again(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_method(sites, "copy")
+    sources = bundled(sites, data_root, tmp_path)
+    run_step(sites, "transfer", tmp_path)
+    real = archive_module.extract_members
+
+    def extract_then_damage(source: object, names: list[str], folder: Path) -> list[Path]:
+        paths = real(source, names, folder)  # type: ignore[arg-type]
+        data = bytearray(paths[0].read_bytes())
+        data[600] ^= 1  # between its unpacking and its upload
+        paths[0].write_bytes(bytes(data))
+        return paths
+
+    monkeypatch.setattr(archive_module, "extract_members", extract_then_damage)
+    assert run_step(sites, "archive", tmp_path) is not None
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert dtp.state == P.TRANSFERRED and "does not verify" in (dtp.failure_reason or "")
+    with sites() as session:
+        archive_id = session.scalar(select(DataLocation.id).filter_by(name="cologne-archive"))
+        assert (
+            PhysicalCopyState.VERIFIED
+            not in session.scalars(
+                select(PhysicalCopy.state).where(PhysicalCopy.data_location_id == archive_id)
+            ).all()
+        )
+        assert list((data_root / "cologne-archive").rglob("*.tar")) == []  # nothing published
+    monkeypatch.setattr(archive_module, "extract_members", real)
     assert run_step(sites, "archive", tmp_path) is not None
     assert_archived_exactly(sites, sources, data_root)
