@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from ccat_hpc.db.session import make_engine, make_session_factory
 from tests.conftest import REPO, _pg_admin_url, drop_pg_database, new_pg_database
 from tests.integration.test_executors import slurm_ready
 from tests.integration.test_storage import make_s3, s3_environment
+from tests.integration.test_transfer_archive import assert_archived_exactly
 
 pytestmark = [pytest.mark.slurm, pytest.mark.postgres, pytest.mark.s3, pytest.mark.mpi]
 
@@ -65,6 +67,11 @@ def test_the_demo_archives_on_slurm_postgresql_and_s3(tmp_path: Path) -> None:
         assert snapshot["raw_data_packages"] == {"archived": 2}
         stored = list(make_s3(prefix).list("rdp/"))
         assert len(stored) == 2 and all(item.size > 8_000_000 for item in stored)
+        engine = make_engine(url)
+        try:  # every file's bytes, read back from S3 through its package's index
+            assert_archived_exactly(make_session_factory(engine), None, environ=env)
+        finally:
+            engine.dispose()
         scripts = "".join(p.read_text() for p in (tmp_path / "demo/jobs").rglob("*.sbatch"))
         assert "srun --mpi=pmix --ntasks=2" in scripts  # the package step ran on two ranks
     finally:

@@ -293,3 +293,77 @@ def test_a_fifo_in_a_files_place_fails_its_package_without_waiting(
     assert (package.state, package.failure_retryable) == (P.FAILED, False)
     assert "no longer a regular file" in (package.failure_reason or "")
     assert sorted(file_states(loaded_factory).values()) == [F.CHECKSUMMED] * 3 + [F.CORRUPT]
+
+
+DYING_PACKAGE_TASK = """
+import os, sys
+from ccat_hpc.db.session import make_engine, make_session_factory
+from ccat_hpc.engine import build as engine_build
+from ccat_hpc.jobs.runner import run_task
+from ccat_hpc.pipeline.package_task import package_task
+
+real = engine_build.write_chunk
+calls = []
+
+def dying(*args):  # the node goes away after the first chunk is written
+    calls.append(1)
+    if len(calls) > 1:
+        os._exit(9)
+    return real(*args)
+
+engine_build.write_chunk = dying
+factory = make_session_factory(make_engine(sys.argv[1]))
+run_task(factory, "package", int(sys.argv[2]), 0, {"package": package_task}, {})
+"""
+
+
+def test_a_package_task_killed_mid_build_leaves_no_package_and_the_rerun_builds_it(
+    loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path, buffer: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    observe(loaded_factory, data_root, tmp_path, "280GHz", files=3, size=6 * 1024 * 1024)
+    run_checksum(loaded_factory)
+    plan_new_packages(loaded_factory, None)
+    with transaction(loaded_factory) as session:
+        ids = [i for i, _ in packages_waiting(session, None)]
+        claimed = step_items.claim(session, RawDataPackage, ids, PACKAGE_STATES)
+        batch = create_batch(
+            session,
+            "package",
+            [claimed],
+            executor="local",
+            profile=SlurmProfile(),
+            working_dir=tmp_path,
+        )
+        step_items.assign(session, RawDataPackage, claimed, batch.id)
+        batch_id = batch.id
+    url = loaded_factory.kw["bind"].url.render_as_string(hide_password=False)
+    died = subprocess.run(
+        [sys.executable, "-c", DYING_PACKAGE_TASK, url, str(batch_id)],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == 9, died.stderr
+    (package,) = packages(loaded_factory)
+    assert package.state == P.BUILDING
+    assert not (buffer / package.relative_path).exists()  # only a partial file, if any
+    with transaction(loaded_factory) as session:  # what the tracker does for a dead task
+        assert step_items.release(session, RawDataPackage, claimed, PACKAGE_STATES, batch_id) == 1
+    assert run_package(loaded_factory) is not None
+    (package,) = packages(loaded_factory)
+    assert package.state == P.BUILT
+    data = (buffer / package.relative_path).read_bytes()
+    assert xxhash.xxh3_128_hexdigest(data) == package.checksum
+    assert [p.name for p in (buffer / package.relative_path).parent.iterdir()] == [
+        Path(package.relative_path).name
+    ]
+    with loaded_factory() as session:
+        assert session.scalars(select(RawDataPackagePhysicalCopy.state)).all() == [
+            PhysicalCopyState.VERIFIED
+        ]

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -145,24 +145,33 @@ def all_rows(factory: sessionmaker[Session], model: type) -> list:  # type: igno
 
 
 def assert_archived_exactly(
-    factory: sessionmaker[Session], sources: list[Path], data_root: Path
+    factory: sessionmaker[Session],
+    sources: list[Path] | None,
+    data_root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Every file ARCHIVED once; the archive's bytes, read through the index, are the files'."""
+    """Every file ARCHIVED once (``sources``: these files); the archive's bytes, read
+    through each package's index with ranged reads, are the files' bytes on SOURCE."""
     with factory() as session:
-        files = session.scalars(select(RawDataFile)).all()
-        assert {f.state for f in files} == {RawDataFileState.ARCHIVED}
-        assert len(files) == len(sources)
+        files = {f.relative_path: f for f in session.scalars(select(RawDataFile))}
+        assert {f.state for f in files.values()} == {RawDataFileState.ARCHIVED}
+        if sources is not None:
+            assert len(files) == len(sources)
         archive = session.scalars(select(DataLocation).filter_by(name="cologne-archive")).one()
-        storage = backend_for(archive, os.environ)
+        storage = backend_for(archive, environ or os.environ)
         packages = session.scalars(select(RawDataPackage)).all()
         assert {p.state for p in packages} == {P.ARCHIVED}
-        root = data_root / "chile-source-primecam"
+        members = 0
         for package in packages:
             stored = storage.stat(package.relative_path)
             assert (stored.size, stored.checksum) == (package.size, package.checksum)
             for entry in package.member_index["members"]:
                 data = storage.read_bytes(package.relative_path, entry["offset"], entry["size"])
-                assert data == (root / entry["name"]).read_bytes()
+                item = files[entry["name"]]
+                root = Path(session.get_one(DiskDataLocation, item.source_location_id).path)
+                assert data == (root / item.relative_path).read_bytes()
+                members += 1
+        assert members == len(files)  # every file in exactly one archived package
         copies = session.scalars(
             select(PhysicalCopy).where(
                 PhysicalCopy.data_location_id == archive.id, PhysicalCopy.type == "raw_data_package"
@@ -456,3 +465,31 @@ def test_an_rdp_damaged_in_the_buffer_before_its_upload_is_unpacked_again(
     monkeypatch.setattr(archive_module, "extract_members", real)
     assert run_step(sites, "archive", tmp_path) is not None
     assert_archived_exactly(sites, sources, data_root)
+
+
+def test_a_custom_route_pins_its_origin_and_destination_locations(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    with transaction(sites) as session:
+        session.execute(update(DataTransferRoute).values(method="copy"))
+        session.execute(  # both routes out of Chile are active: the pinned one wins
+            update(DataTransferRoute)
+            .where(DataTransferRoute.name == "chile-buffer-to-cornell-buffer")
+            .values(active=True)
+        )
+    bundled(sites, data_root, tmp_path)
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    with sites() as session:
+        assert (
+            session.get_one(DataTransferRoute, dtp.route_id).name
+            == "chile-buffer-to-cornell-buffer"
+        )
+    assert run_step(sites, "transfer", tmp_path) is not None
+    (hop,) = all_rows(sites, DataTransfer)
+    with sites() as session:
+        names = (
+            session.get_one(DataLocation, hop.origin_location_id).name,
+            session.get_one(DataLocation, hop.destination_location_id).name,
+        )
+    assert names == ("chile-buffer-01", "cornell-buffer-01")
+    assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.TRANSFERRED]
