@@ -126,9 +126,8 @@ def package(
     if submitted is None:
         _nothing_to_do(output, "package", "no checksummed file is waiting")
         return
-    _finish(
-        app, submitted, "package", executor, wait, output, RawDataPackage, (PackageState.BUILT,)
-    )
+    done = at_or_after(PackageState.BUILT)
+    _finish(app, submitted, "package", executor, wait, output, RawDataPackage, done)
 
 
 @dataclass(frozen=True)
@@ -204,7 +203,7 @@ def _transfer_package_command(definition: TransferPackageStep) -> click.Command:
         if submitted is None:
             _nothing_to_do(output, definition.name, definition.idle)
             return
-        done = (PackageState(definition.done),)
+        done = at_or_after(PackageState(definition.done))
         _finish(
             app, submitted, "transfer package", executor, wait, output, DataTransferPackage, done
         )
@@ -215,6 +214,21 @@ def _transfer_package_command(definition: TransferPackageStep) -> click.Command:
 
 for _definition in TRANSFER_PACKAGE_STEPS:
     step.add_command(_transfer_package_command(_definition))
+
+
+def at_or_after(state: Any) -> tuple[Any, ...]:
+    """``state`` and the states after it on the way to the archive (done for this step,
+    even when a later step ran meanwhile)."""
+    from ccat_hpc.db.states import PackageState
+
+    order = [
+        PackageState.BUILT,
+        PackageState.TRANSFERRING,
+        PackageState.TRANSFERRED,
+        PackageState.ARCHIVING,
+        PackageState.ARCHIVED,
+    ]
+    return tuple(order[order.index(state) :])
 
 
 def _nothing_to_do(output: str | None, name: str, why: str) -> None:

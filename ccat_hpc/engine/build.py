@@ -61,7 +61,9 @@ class SourceReader:
         try:
             fd = _open_source(spec.source)
         except OSError as exc:
-            raise SourceChanged(f"{spec.source}: cannot open: {exc.strerror}") from None
+            if exc.errno in _GONE_OR_REPLACED:  # the file is not what was listed any more
+                raise SourceChanged(f"{spec.source}: cannot open: {exc.strerror}") from None
+            raise EngineError(f"{spec.source}: cannot open: {exc.strerror}") from None
         self._open = (member, fd)
         self._check_unchanged(member, fd)
         return fd
@@ -88,6 +90,11 @@ class SourceReader:
         if self._open is not None:
             os.close(self._open[1])
             self._open = None
+
+
+#: opening a source fails with these when it was removed or replaced by a link or a
+#: folder; anything else (EIO, ESTALE, EACCES) is a problem of the moment, not the file's
+_GONE_OR_REPLACED = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EISDIR})
 
 
 def _open_source(path: str) -> int:

@@ -37,9 +37,10 @@ def position(source: Source | None) -> tuple[float | None, float | None]:
     """(ra, dec) in degrees of the source, where it has a fixed one (pure)."""
     if isinstance(source, FixedSource):
         return source.ra_deg, source.dec_deg
-    if isinstance(source, ConstantElevationSource):
+    if isinstance(source, ConstantElevationSource):  # a field may cross RA 0 (350° to 10°)
+        span = (source.ra_max_deg - source.ra_min_deg) % 360.0
         return (
-            (source.ra_min_deg + source.ra_max_deg) / 2,
+            (source.ra_min_deg + span / 2) % 360.0,
             (source.dec_min_deg + source.dec_max_deg) / 2,
         )
     return None, None

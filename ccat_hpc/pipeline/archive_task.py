@@ -69,9 +69,11 @@ REVERIFY_AFTER = timedelta(hours=1)
 
 
 class ArchiveProblem(Exception):
-    def __init__(self, reason: str, *, retransfer: bool = False) -> None:
+    def __init__(self, reason: str, *, retransfer: bool = False, retryable: bool = True) -> None:
         super().__init__(reason)
         self.retransfer = retransfer
+        #: whether trying again can help (an archive that refuses access cannot)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def _archive_one(context: TaskContext, dtp_id: int, counts: dict[str, int]) -> N
         if job is None:
             counts["skipped"] += 1
             return
-        _check_transfer_package(job)
+        _check_transfer_package(context, job)
         _unpack(context, job)
         for package_id in _waiting_packages(context, dtp_id):
             context.stop.check()
@@ -168,17 +170,21 @@ def prepare(
     )
 
 
-def _check_transfer_package(job: ArchiveJob) -> None:
-    """The whole DTP verified, unless the transfer step verified this copy moments ago
-    (its RDPs' checksums are checked again as they are unpacked, in any case)."""
+def _check_transfer_package(context: TaskContext, job: ArchiveJob) -> None:
+    """The whole DTP verified (and the time recorded), unless it was verified moments ago
+    (on arrival); its RDPs' checksums are checked again as they are unpacked anyway."""
     if job.verified_at is not None and utcnow() - job.verified_at < REVERIFY_AFTER:
         return
     try:
         verify(None, job.dtp_path, job.checksum)
-    except EngineError as exc:
+    except PackageCorrupt as exc:
         raise ArchiveProblem(
             f"{job.name}: its copy at {job.buffer_name} does not verify: {exc}", retransfer=True
         ) from None
+    except EngineError as exc:
+        raise ArchiveProblem(f"{job.name}: its copy cannot be read: {exc}") from None
+    with transaction(context.factory) as session:
+        copies.verified(session, job.dtp_copy_id)
 
 
 def _unpack(context: TaskContext, job: ArchiveJob) -> None:
@@ -276,7 +282,7 @@ def _archive_package(context: TaskContext, job: ArchiveJob, package_id: int) -> 
             records.record_upload_failure(
                 session, package_id, transfer_id, copy_id, reason, retryable
             )
-        raise ArchiveProblem(reason) from None
+        raise ArchiveProblem(reason, retryable=retryable) from None
     seconds = max(time.monotonic() - started, 1e-6)
     with transaction(context.factory) as session:
         records.record_archived(
@@ -338,7 +344,8 @@ def _give_back(
                 ARCHIVE_STATES,
                 context.batch_id,
                 reason,
-                retryable=True,
+                retryable=problem.retryable,
+                keep_waiting=True,
             )
     counts["retransfer" if problem.retransfer else "retry"] += 1
     log_line(f"transfer package {dtp_id}: not archived: {reason}")

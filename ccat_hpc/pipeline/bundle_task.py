@@ -134,7 +134,7 @@ def _free_packages(session: Session, job: BundleJob, reason: str) -> None:
     package_id = culprit(job.specs, job.package_ids, reason)
     if package_id is not None:
         copy = copies.copy_at(session, RawDataPackagePhysicalCopy, package_id, job.location_id)
-        gone = "cannot open" in reason
+        gone = "cannot open" in reason and "No such file" in reason
         state = PhysicalCopyState.MISSING if gone else PhysicalCopyState.CORRUPT
         if copy is not None:
             copies.found_bad(session, copy.id, state, reason)

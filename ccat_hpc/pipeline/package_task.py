@@ -163,7 +163,14 @@ def _files_packaged(session: Session, job: PackageJob) -> None:
 
 
 def _free_files(session: Session, job: PackageJob, reason: str) -> None:
-    """The changed file is CORRUPT or MISSING; every file of the RDP is free for a new part."""
+    """The changed file is CORRUPT or MISSING; every file of the RDP is free for a new part.
+
+    Files of an RDP built before (and being built again: its buffer copy was damaged)
+    are PACKAGED: they are CHECKSUMMED again first, as they are in no package now.
+    """
+    move(
+        session, RawDataFile, job.file_ids, RawDataFileState.PACKAGED, RawDataFileState.CHECKSUMMED
+    )
     file_id = culprit(job.specs, job.file_ids, reason)
     if file_id is not None:
         state = RawDataFileState.MISSING if _vanished(reason) else RawDataFileState.CORRUPT

@@ -14,19 +14,16 @@ the DTP is TRANSFERRED.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
-    DataTransfer,
-    DataTransferLog,
     DataTransferPackage,
     DataTransferPackagePhysicalCopy,
     DataTransferRoute,
@@ -34,15 +31,16 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import LogLevel, PackageState, TransferState
-from ccat_hpc.db.transitions import move
+from ccat_hpc.db.states import PackageState, TransferState
 from ccat_hpc.engine.api import verify
-from ccat_hpc.engine.errors import EngineError
+from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import copies, step_items
+from ccat_hpc.pipeline import transfer_records as records
 from ccat_hpc.pipeline.placement import folder_storage
 from ccat_hpc.pipeline.tasks import TaskContext
-from ccat_hpc.pipeline.transferring import Hop, next_hop
+from ccat_hpc.pipeline.transfer_records import HopJob
+from ccat_hpc.pipeline.transferring import next_hop
 from ccat_hpc.storage.base import StorageError
 from ccat_hpc.transfer.methods import Destination, TransferError, transfer_method
 from ccat_hpc.transfer.remote import DEFAULT_SSH, RemoteHost
@@ -54,28 +52,17 @@ T = TransferState
 
 
 class HopFailed(Exception):
-    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, reason: str, *, retryable: bool = True, arrived_damaged: bool = False
+    ) -> None:
         super().__init__(reason)
         self.retryable = retryable
+        #: the copy landed but does not verify: the origin copy is checked too
+        self.arrived_damaged = arrived_damaged
 
 
-@dataclass(frozen=True)
-class HopJob:
-    dtp_id: int
-    name: str
-    checksum: str
-    size: int
-    transfer_id: int
-    copy_id: int
-    method: str
-    streams: int
-    source: Path
-    partial: Path
-    final: Path
-    host: str
-    log_path: Path
-    #: the ssh command that reaches ``host`` ($CCAT_RSYNC_SSH)
-    ssh: str = DEFAULT_SSH
+class NoLongerHeld(Exception):
+    """The batch lost its claim on the DTP meanwhile: nothing is published or recorded."""
 
 
 def transfer_task(context: TaskContext) -> dict[str, Any]:
@@ -112,7 +99,7 @@ def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
     if not step_items.holds(session, DataTransferPackage, dtp_id, TRANSFER_STATES, batch_id):
         return None
     dtp = session.get_one(DataTransferPackage, dtp_id)
-    _forget_unfinished(session, dtp_id)
+    records.forget_unfinished(session, dtp_id)
     hop = next_hop(session, dtp)
     if hop is None:
         return None
@@ -129,7 +116,7 @@ def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
             final = destination.local_path(dtp.relative_path, create_folders=True)
     except StorageError as exc:
         raise HopFailed(str(exc)) from None
-    transfer = _new_transfer(session, dtp, route, hop, batch_id)
+    transfer = records.new_transfer(session, dtp, route, hop, batch_id)
     copy_id = copies.pending_copy(
         session, DataTransferPackagePhysicalCopy, dtp_id, hop.destination.id
     )
@@ -141,51 +128,18 @@ def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
         size=dtp.size,
         transfer_id=transfer.id,
         copy_id=copy_id,
+        origin_copy_id=records.copy_id_at(session, dtp_id, hop.origin.id),
         method=route.method,
         streams=int(settings.get("transfer_streams", 4)),
         source=source,
-        partial=final.with_name(f".{final.name}.transfer"),
+        # one partial per attempt: a writer a dead task left behind never shares it
+        partial=_stale_partials_removed(final, host).with_name(
+            f".{final.name}.transfer-{transfer.id}"
+        ),
         final=final,
         host=host,
         log_path=_log_path(session, batch_id, dtp.name, transfer.id),
     )
-
-
-def _forget_unfinished(session: Session, dtp_id: int) -> None:
-    """Hops a dead task left running are failed (their partial files are overwritten)."""
-    running = list(
-        session.scalars(
-            select(DataTransfer.id).where(
-                DataTransfer.data_transfer_package_id == dtp_id,
-                DataTransfer.state.in_((T.RUNNING, T.VERIFYING)),
-            )
-        )
-    )
-    move(
-        session,
-        DataTransfer,
-        running,
-        (T.RUNNING, T.VERIFYING),
-        T.FAILED,
-        finished_at=utcnow(),
-        failure_reason="its task ended before the transfer was recorded",
-        failure_retryable=True,
-    )
-
-
-def _new_transfer(
-    session: Session, dtp: DataTransferPackage, route: DataTransferRoute, hop: Hop, batch_id: int
-) -> DataTransfer:
-    transfer = DataTransfer(
-        data_transfer_package_id=dtp.id,
-        route_id=route.id,
-        origin_location_id=hop.origin.id,
-        destination_location_id=hop.destination.id,
-        job_batch_id=batch_id,
-        state=T.PENDING,
-    )
-    step_items.start_attempt(session, transfer)
-    return transfer
 
 
 def _log_path(session: Session, batch_id: int, name: str, transfer_id: int) -> Path:
@@ -200,13 +154,25 @@ def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
     started = time.monotonic()
     job = replace(job, ssh=context.environ.get("CCAT_RSYNC_SSH") or DEFAULT_SSH)
     try:
-        copied = _copy_verify_publish(job)
-    except (TransferError, HopFailed) as failure:
+        copied = _copy_verify_publish(context, job)
+    except NoLongerHeld:
+        counts["skipped"] += 1
+        log_line(f"{job.name}: another batch holds it now; this copy was discarded")
+        return False
+    except HopFailed as failure:
+        if failure.arrived_damaged:
+            origin_problem = _check_origin(job)
+            if origin_problem is not None:
+                _record_origin_damaged(context, job, str(failure), origin_problem, counts)
+                return False
+        _record_failure(context, job, str(failure), failure.retryable, counts)
+        return False
+    except TransferError as failure:
         _record_failure(context, job, str(failure), failure.retryable, counts)
         return False
     seconds = max(time.monotonic() - started, 1e-6)
     with transaction(context.factory) as session:
-        _record_success(session, job, copied, seconds)
+        records.record_success(session, job, copied, seconds)
     counts["hops"] += 1
     counts["bytes"] += copied
     log_line(
@@ -216,18 +182,37 @@ def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
     return True
 
 
-def _copy_verify_publish(job: HopJob) -> int:
+def _stale_partials_removed(final: Path, host: str) -> Path:
+    """Partial files earlier attempts left next to ``final`` are removed (here only)."""
+    if not host and final.parent.is_dir():
+        for stale in final.parent.glob(f".{glob.escape(final.name)}.transfer*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+    return final
+
+
+def _copy_verify_publish(context: TaskContext, job: HopJob) -> int:
     """The bytes copied; the method's output and every remote command go to the log."""
     with job.log_path.open("a") as log:
         try:
             method = transfer_method(job.method, job.streams, job.ssh)
             copied = method.copy(job.source, Destination(job.partial, job.host), log)
             _verify_at_destination(job, log)
+            _still_held(context, job)
             _publish(job, log)
-        except (TransferError, HopFailed):
+        except (TransferError, HopFailed, NoLongerHeld):
             _remove_partial(job, log)
             raise
     return copied
+
+
+def _still_held(context: TaskContext, job: HopJob) -> None:
+    with transaction(context.factory) as session:
+        held = step_items.holds(
+            session, DataTransferPackage, job.dtp_id, TRANSFER_STATES, context.batch_id
+        )
+    if not held:
+        raise NoLongerHeld(job.name)
 
 
 def _verify_at_destination(job: HopJob, log: TextIO) -> None:
@@ -236,13 +221,56 @@ def _verify_at_destination(job: HopJob, log: TextIO) -> None:
         found = RemoteHost(job.host, job.ssh).checksum(job.partial, log)
         if found != job.checksum:
             raise HopFailed(
-                f"the copy on {job.host} does not verify: xxh3-128 {found}, expected {job.checksum}"
+                f"the copy on {job.host} does not verify: "
+                f"xxh3-128 {found}, expected {job.checksum}",
+                arrived_damaged=True,
             )
         return
     try:
         verify(None, job.partial, job.checksum)
+    except PackageCorrupt as exc:
+        raise HopFailed(
+            f"the copy at the destination does not verify: {exc}", arrived_damaged=True
+        ) from None
     except EngineError as exc:
-        raise HopFailed(f"the copy at the destination does not verify: {exc}") from None
+        raise HopFailed(f"the copy at the destination cannot be read: {exc}") from None
+
+
+def _check_origin(job: HopJob) -> str | None:
+    """Why the copy the hop started from is damaged, or None when it verifies."""
+    try:
+        verify(None, job.source, job.checksum)
+    except PackageCorrupt as exc:
+        return str(exc)
+    except EngineError:
+        return None  # unreadable just now: not proof of damage; the next try tells
+    return None
+
+
+def _record_origin_damaged(
+    context: TaskContext,
+    job: HopJob,
+    reason: str,
+    origin_problem: str,
+    counts: dict[str, int],
+) -> None:
+    """Sending it again cannot help: the DTP fails for good and its RDPs are bundled again
+    (each checked against its checksum on the way)."""
+    why = f"its copy at the origin {job.source} is damaged: {origin_problem}"
+    with transaction(context.factory) as session:
+        records.fail_transfer(session, job, f"{reason}; {why}", retryable=False)
+        if step_items.fail(
+            session,
+            DataTransferPackage,
+            job.dtp_id,
+            TRANSFER_STATES,
+            context.batch_id,
+            why,
+            retryable=False,
+        ):
+            records.rebundle(session, job.dtp_id, job.origin_copy_id, why)
+    counts["failed"] = counts.get("failed", 0) + 1
+    log_line(f"{job.name}: failed: {why}; its packages will be bundled again")
 
 
 def _remove_partial(job: HopJob, log: TextIO) -> None:
@@ -269,52 +297,11 @@ def _publish(job: HopJob, log: TextIO) -> None:
         raise HopFailed(f"{job.final}: cannot publish: {exc.strerror}") from None
 
 
-def _record_success(session: Session, job: HopJob, copied: int, seconds: float) -> None:
-    move(
-        session,
-        DataTransfer,
-        [job.transfer_id],
-        T.RUNNING,
-        T.VERIFYING,
-        bytes_transferred=copied,
-    )
-    move(session, DataTransfer, [job.transfer_id], T.VERIFYING, T.SUCCEEDED, finished_at=utcnow())
-    copies.verified(session, job.copy_id)
-    rate = copied / seconds / 1e6
-    session.add(
-        DataTransferLog(
-            data_transfer_id=job.transfer_id,
-            level=LogLevel.INFO,
-            message=f"{copied} bytes by {job.method} in {seconds:.1f} s ({rate:.0f} MB/s); "
-            "checksum verified at the destination",
-            log_path=str(job.log_path),
-        )
-    )
-
-
 def _record_failure(
     context: TaskContext, job: HopJob, reason: str, retryable: bool, counts: dict[str, int]
 ) -> None:
     with transaction(context.factory) as session:
-        move(
-            session,
-            DataTransfer,
-            [job.transfer_id],
-            (T.RUNNING, T.VERIFYING),
-            T.FAILED,
-            finished_at=utcnow(),
-            failure_reason=reason,
-            failure_retryable=retryable,
-        )
-        copies.failed(session, job.copy_id, reason)
-        session.add(
-            DataTransferLog(
-                data_transfer_id=job.transfer_id,
-                level=LogLevel.ERROR,
-                message=reason,
-                log_path=str(job.log_path),
-            )
-        )
+        records.fail_transfer(session, job, reason, retryable)
     _give_back(context, job.dtp_id, reason, retryable, counts)
 
 

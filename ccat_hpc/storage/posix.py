@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import stat
@@ -124,6 +125,7 @@ class PosixStorage(StorageBackend):
         counter = HashingCounter(checksum, size)
         name = key.rsplit("/", 1)[-1]
         with self._folder(key, create=True) as folder:
+            _remove_abandoned_partials(folder, name)
             partial = f"{PARTIAL_PREFIX}{secrets.token_hex(8)}-{name}"[:255]
             fd = self._create(folder, partial, key)
             try:
@@ -215,9 +217,11 @@ class PosixStorage(StorageBackend):
     def _create(self, folder: int, partial: str, key: str) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            return os.open(partial, flags, 0o644, dir_fd=folder)
+            fd = os.open(partial, flags, 0o644, dir_fd=folder)
         except OSError as exc:
             raise self._error(key, "cannot create", exc) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held while written: a live writer's file is left alone
+        return fd
 
     def _recorded_checksum(self, folder: int, name: str) -> str | None:
         try:
@@ -240,7 +244,13 @@ class PosixStorage(StorageBackend):
             self.records_checksums = False
 
     def _error(self, key: str, action: str, exc: OSError) -> StorageError:
-        transient = exc.errno in (errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.ENOSPC)
+        transient = exc.errno in (
+            errno.EIO,
+            errno.ETIMEDOUT,
+            errno.ESTALE,
+            errno.ENOSPC,
+            errno.EDQUOT,
+        )
         return StorageError(f"{self._path(key)}: {action}: {exc.strerror}", transient=transient)
 
 
@@ -297,6 +307,26 @@ class _Folder:
 def _could_hold(folder_prefix: str, prefix: str) -> bool:
     """Whether keys below ``folder_prefix`` can start with ``prefix``."""
     return folder_prefix.startswith(prefix) or prefix.startswith(folder_prefix)
+
+
+def _remove_abandoned_partials(folder: int, name: str) -> None:
+    """Partial files of ``name`` that no live writer holds (a killed task's) are removed."""
+    start = len(PARTIAL_PREFIX) + 16  # the prefix, then 16 hex digits
+    ours = f"-{name}"[: 255 - start]  # as write() names (and cuts) them
+    for entry in os.listdir(folder):
+        if not (entry.startswith(PARTIAL_PREFIX) and entry[start:] == ours):
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _remove_quietly(folder, entry)
+        except BlockingIOError:
+            pass  # being written right now
+        finally:
+            os.close(fd)
 
 
 def _remove_quietly(folder: int, name: str) -> None:

@@ -41,6 +41,7 @@ from ccat_hpc.storage.base import (
     check_range,
 )
 from ccat_hpc.storage.s3_client import as_storage_error
+from ccat_hpc.storage.s3_parts import chain_parts, composite_sha256, stream_parts
 
 METADATA_KEY = "xxh3-128"
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (but the last)
@@ -174,8 +175,9 @@ class S3Storage(StorageBackend):
     ) -> ObjectInfo:
         full = self._key(key)
         counter = HashingCounter(checksum, size)
+        self._abort_abandoned_uploads(key, full)
         part_size = self._part_size(size)
-        parts = _parts(chunks, part_size, counter)
+        parts = stream_parts(chunks, part_size, counter)
         first = next(parts, b"")
         second = next(parts, None)
         if second is None:
@@ -183,8 +185,32 @@ class S3Storage(StorageBackend):
             server_checksum = self._put(key, full, first, counter.expected_checksum)
         else:
             upload = _MultipartUpload(self, key, full, counter.expected_checksum)
-            server_checksum = upload.run(_chain(first, second, parts), counter)
-        return self._check_stored(key, counter, server_checksum)
+            server_checksum = upload.run(chain_parts(first, second, parts), counter)
+        try:
+            return self._check_stored(key, counter, server_checksum)
+        except ChecksumMismatch:
+            with contextlib.suppress(StorageError):  # a wrong object never stays published
+                self._call(
+                    key,
+                    "DELETE",
+                    lambda: self.client.delete_object(Bucket=self.settings.bucket, Key=full),
+                )
+            raise
+
+    def _abort_abandoned_uploads(self, key: str, full: str) -> None:
+        """Multipart uploads of this key a killed writer left open are aborted (one writer
+        per key at a time: the steps' claims see to that)."""
+        listing = self._call(
+            key,
+            "listing open uploads",
+            lambda: self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full),
+        )
+        for upload in listing.get("Uploads", []):
+            if upload.get("Key") == full:
+                with contextlib.suppress(Exception):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.settings.bucket, Key=full, UploadId=upload["UploadId"]
+                    )
 
     def _part_size(self, size: int | None) -> int:
         part_size = self.settings.part_size
@@ -214,6 +240,12 @@ class S3Storage(StorageBackend):
         stored_size = int(head["ContentLength"])
         stored_checksum = head.get("Metadata", {}).get(METADATA_KEY)
         stored_sha256 = head.get("ChecksumSHA256")
+        if stored_sha256 is None and not self.settings.content_md5:
+            raise ChecksumMismatch(
+                f"{self._where(key)}: the server keeps no SHA-256 of the object, so the parts' "
+                "checksums may not have been checked; set CCAT_S3_CONTENT_MD5=1 for a store "
+                "that checks only Content-MD5"
+            )
         if stored_sha256 is not None and stored_sha256 != server_checksum:
             raise ChecksumMismatch(
                 f"{self._where(key)}: the server's SHA-256 is {stored_sha256}, "
@@ -352,39 +384,9 @@ class _MultipartUpload:
             )
 
 
-def composite_sha256(part_digests: Iterable[bytes]) -> str:
-    """The S3 composite checksum of a multipart object: SHA-256 of the parts' SHA-256s, '-N'."""
-    digests = list(part_digests)
-    combined = hashlib.sha256(b"".join(digests)).digest()
-    return f"{base64.b64encode(combined).decode('ascii')}-{len(digests)}"
-
-
 def _digests(data: bytes, content_md5: bool = False) -> dict[str, str]:
     """The part's SHA-256 (always) and MD5 (for stores that check only Content-MD5)."""
     digests = {"ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")}
     if content_md5:
         digests["ContentMD5"] = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
     return digests
-
-
-def _parts(
-    chunks: Iterable[bytes | memoryview], part_size: int, counter: HashingCounter
-) -> Iterator[bytes]:
-    """The bytes of ``chunks`` cut into parts of ``part_size`` (the last may be shorter)."""
-    buffer = bytearray()
-    for chunk in chunks:
-        counter.update(chunk)
-        buffer += chunk
-        while len(buffer) >= part_size:
-            with memoryview(buffer) as view:
-                part = bytes(view[:part_size])
-            del buffer[:part_size]
-            yield part
-    if buffer:
-        yield bytes(buffer)
-
-
-def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield second
-    yield from rest

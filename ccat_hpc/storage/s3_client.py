@@ -77,12 +77,17 @@ def as_storage_error(exc: Exception, where: str, action: str) -> StorageError:
     if isinstance(exc, StorageError):
         return exc
     code, status, message = _client_error_details(exc)
+    if code == "NoSuchUpload":  # the multipart upload was aborted or expired: start again
+        return StorageError(f"{where}: {action}: the upload is gone ({code})", transient=True)
     if code in _MISSING_CODES or status == 404:
         if code == "NoSuchBucket":
             return StorageError(f"{where}: {action}: the bucket does not exist")
         return ObjectNotFound(f"{where}: no such object")
     if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
-        return ChecksumMismatch(f"{where}: {action}: the server refused the bytes ({code})")
+        # damaged on the way: sending the bytes again can help
+        return ChecksumMismatch(
+            f"{where}: {action}: the server refused the bytes ({code})", transient=True
+        )
     if code:
         transient = code in _TRANSIENT_CODES or (status is not None and status >= 500)
         return StorageError(f"{where}: {action}: {code}: {message}", transient=transient)

@@ -30,6 +30,8 @@ from ccat_hpc.errors import CcatHpcError
 from ccat_hpc.logline import utc_stamp
 
 PIECE = 8 * 1024 * 1024
+#: seconds without any data moving before rsync gives up on a stalled connection
+IO_TIMEOUT = 300
 #: the methods a route may name (site configs are checked against them)
 METHODS = ("copy", "rsync", "bbcp")
 
@@ -160,6 +162,7 @@ class Rsync:
 
     def copy(self, source: Path, destination: Destination, log: TextIO) -> int:
         argv = ["rsync", "--inplace", "--partial", "--no-whole-file", "--mkpath", "--stats"]
+        argv.append(f"--timeout={IO_TIMEOUT}")  # a stalled link ends the hop (retryable)
         if destination.host:
             argv += ["-e", self.ssh]
         run_logged([*argv, "--", str(source), str(destination)], log)

@@ -3,6 +3,7 @@ databases; a damaged RDP in the buffer is built again and nothing travels twice.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,12 +17,13 @@ from ccat_hpc.db.models import (
     DataTransferPackage,
     DataTransferPackagePhysicalCopy,
     PhysicalCopy,
+    RawDataFile,
     RawDataPackage,
     RawDataPackagePhysicalCopy,
     Site,
 )
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import PackageState, PhysicalCopyState
+from ccat_hpc.db.states import PackageState, PhysicalCopyState, RawDataFileState
 from ccat_hpc.jobs.batches import create_batch
 from ccat_hpc.jobs.bundle_batch import bundles_waiting, plan_new_bundles
 from ccat_hpc.jobs.runner import run_task
@@ -173,3 +175,35 @@ def test_rdps_with_no_route_out_stay(loaded_factory: sessionmaker[Session], buil
         session.execute(update(DataTransferRoute).values(active=False))
     assert run_bundle(loaded_factory) is None
     assert {p.state for p in rows(loaded_factory, RawDataPackage)} == {P.BUILT}
+
+
+def test_a_rebuilt_rdp_whose_source_changed_strands_no_file(
+    loaded_factory: sessionmaker[Session], built: Path, data_root: Path
+) -> None:
+    """The buffer copy is damaged (the RDP is built again), then a source file changed:
+    the changed file is CORRUPT and the others are packaged again, none left behind."""
+    set_pipeline(loaded_factory, bundle_max_wait_minutes=0)
+    damaged = rows(loaded_factory, RawDataPackage)[0]
+    path = built / damaged.relative_path
+    data = bytearray(path.read_bytes())
+    data[600] ^= 1
+    path.write_bytes(bytes(data))
+    assert run_bundle(loaded_factory) is not None  # finds it; it goes back to PLANNED
+    with loaded_factory() as session:
+        source = session.scalars(
+            select(RawDataFile).filter_by(raw_data_package_id=damaged.id).order_by(RawDataFile.id)
+        ).first()
+        assert source is not None
+        changed = data_root / "chile-source-primecam" / source.relative_path
+    stat = changed.stat()
+    changed.write_bytes(bytes(reversed(changed.read_bytes())))  # same size and mtime
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run_package(loaded_factory) is not None  # the rebuild fails for good
+    assert run_package(loaded_factory) is not None  # the other files: a new part
+    with loaded_factory() as session:
+        states = session.execute(
+            select(RawDataFile.state, RawDataFile.raw_data_package_id.is_not(None))
+        ).all()
+    assert sorted(s.value for s, _ in states).count("corrupt") == 1
+    stranded = [s for s, in_package in states if s != RawDataFileState.CORRUPT and not in_package]
+    assert stranded == []

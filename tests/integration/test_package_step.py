@@ -276,8 +276,16 @@ def test_two_submissions_at_once_never_claim_one_package_twice(
     assert plan_new_packages(loaded_factory, None) == 0  # planned once
     with transaction(loaded_factory) as session:
         ids = [i for i, _ in packages_waiting(session, None)]
-        first = step_items.claim(session, RawDataPackage, ids, PACKAGE_STATES)
-        second = step_items.claim(session, RawDataPackage, ids, PACKAGE_STATES)
+    first_session = loaded_factory()
+    second_session = loaded_factory()
+    try:  # two submissions saw the same waiting package; each claims in its own transaction
+        first = step_items.claim(first_session, RawDataPackage, ids, PACKAGE_STATES)
+        first_session.commit()
+        second = step_items.claim(second_session, RawDataPackage, ids, PACKAGE_STATES)
+        second_session.commit()
+    finally:
+        first_session.close()
+        second_session.close()
     assert (len(first), second) == (1, [])
 
 

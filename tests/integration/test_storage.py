@@ -301,3 +301,21 @@ def test_posix_never_creates_its_root(tmp_path: Path) -> None:
         with pytest.raises(StorageError, match="storage root"):
             attempt()
     assert not (tmp_path / "not-mounted").exists()
+
+
+def test_posix_removes_a_killed_writers_partial_but_never_a_live_one(tmp_path: Path) -> None:
+    import fcntl
+
+    (tmp_path / "store" / "a").mkdir(parents=True)
+    storage = PosixStorage(tmp_path / "store")
+    folder = tmp_path / "store" / "a"
+    dead = folder / f"{PARTIAL_PREFIX}{'0' * 16}-x.tar"
+    dead.write_bytes(b"left by a killed upload")
+    live = folder / f"{PARTIAL_PREFIX}{'1' * 16}-x.tar"
+    live.write_bytes(b"being written")
+    other = folder / f"{PARTIAL_PREFIX}{'2' * 16}-y.tar"
+    other.write_bytes(b"another object's")
+    with live.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        put(storage, "a/x.tar", b"the object")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["x.tar", live.name, other.name])

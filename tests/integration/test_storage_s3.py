@@ -133,3 +133,15 @@ def test_with_content_md5_a_part_whose_md5_is_wrong_is_refused_too(
     storage.write("md5.tar", [data], checksum=digest(data))
     assert storage.stat("md5.tar").size == 1000
     storage.delete("md5.tar")
+
+
+def test_an_upload_a_killed_writer_left_open_is_aborted_by_the_next_write(
+    storage: S3Storage,
+) -> None:
+    full = f"{storage.settings.prefix}/left.tar"
+    storage.client.create_multipart_upload(Bucket=storage.settings.bucket, Key=full)
+    assert uploads_in_progress(storage) == [full]
+    data = os.urandom(6 * MiB)
+    storage.write("left.tar", pieces(data, MiB), checksum=digest(data))
+    assert uploads_in_progress(storage) == []
+    assert storage.stat("left.tar").size == len(data)

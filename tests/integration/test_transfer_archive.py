@@ -204,7 +204,7 @@ def test_packages_travel_to_cologne_and_are_archived_byte_for_byte(
     assert Path(log.log_path or "").read_text().strip()
     arrived = data_root / "cologne-buffer-01" / dtp.relative_path
     assert arrived.read_bytes() == (data_root / "chile-buffer-01" / dtp.relative_path).read_bytes()
-    assert not list((data_root / "cologne-buffer-01").rglob(".*.transfer"))
+    assert not list((data_root / "cologne-buffer-01").rglob(".*.transfer*"))
     assert run_step(sites, "archive", tmp_path) is not None
     assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.ARCHIVED]
     assert {t.state for t in all_rows(sites, LongTermArchiveTransfer)} == {T.SUCCEEDED}
@@ -339,7 +339,8 @@ def test_a_transfer_killed_mid_copy_leaves_no_final_name_and_the_rerun_completes
         timeout=120,
     )
     assert died.returncode == 9, died.stderr
-    assert not final.exists() and final.with_name(f".{final.name}.transfer").exists()
+    partials = list(final.parent.glob(f".{final.name}.transfer-*"))
+    assert not final.exists() and len(partials) == 1
     assert [h.state for h in all_rows(sites, DataTransfer)] == [T.RUNNING]
     with transaction(sites) as session:  # what the tracker does for a task that died
         assert step_items.release(session, DataTransferPackage, [dtp.id], TRANSFER_STATES, batch_id)
@@ -348,7 +349,7 @@ def test_a_transfer_killed_mid_copy_leaves_no_final_name_and_the_rerun_completes
     assert [h.state for h in hops] == [T.FAILED, T.SUCCEEDED]
     assert "ended before" in (hops[0].failure_reason or "")
     assert final.read_bytes() == (data_root / "chile-buffer-01" / dtp.relative_path).read_bytes()
-    assert not final.with_name(f".{final.name}.transfer").exists()
+    assert list(final.parent.glob(f".{final.name}.transfer*")) == []
 
 
 def stop_s3_server() -> None:
@@ -373,21 +374,21 @@ def test_the_s3_server_stopping_mid_upload_records_nothing_and_the_rerun_complet
     monkeypatch.setenv("CCAT_S3_MAX_ATTEMPTS", "2")
     sources = bundled(sites, data_root, tmp_path, file_size=4 * 1024 * 1024)  # 3-part RDPs
     run_step(sites, "transfer", tmp_path)
-    real = archive_module._pieces
+    real = archive_module._verified_pieces
     stopped: list[bool] = []
 
-    def server_dies_after_a_part(path: Path) -> Iterator[bytes]:
+    def server_dies_after_a_part(path: Path, checksum: str) -> Iterator[bytes]:
         """The first RDP's bytes; the server is killed once the first part has gone."""
-        monkeypatch.setattr(archive_module, "_pieces", real)
+        monkeypatch.setattr(archive_module, "_verified_pieces", real)
         sent = 0
-        for piece in real(path):
+        for piece in real(path, checksum):
             yield piece
             sent += len(piece)
             if sent >= 6 * 1024 * 1024 and not stopped:
                 stopped.append(True)
                 stop_s3_server()
 
-    monkeypatch.setattr(archive_module, "_pieces", server_dies_after_a_part)
+    monkeypatch.setattr(archive_module, "_verified_pieces", server_dies_after_a_part)
     try:
         assert run_step(sites, "archive", tmp_path) is not None
     finally:
@@ -493,3 +494,36 @@ def test_a_custom_route_pins_its_origin_and_destination_locations(
         )
     assert names == ("chile-buffer-01", "cornell-buffer-01")
     assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.TRANSFERRED]
+
+
+def test_a_dtp_damaged_at_its_origin_is_not_sent_again_but_bundled_anew(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    set_method(sites, "copy")
+    sources = bundled(sites, data_root, tmp_path)
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    origin = data_root / "chile-buffer-01" / dtp.relative_path
+    data = bytearray(origin.read_bytes())
+    data[700] ^= 0x10  # damaged in the Chile buffer after it was built
+    origin.write_bytes(bytes(data))
+    assert run_step(sites, "transfer", tmp_path) is not None
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert (dtp.state, dtp.failure_retryable) == (P.FAILED, False)
+    assert "its copy at the origin" in (dtp.failure_reason or "")
+    assert run_step(sites, "transfer", tmp_path) is None  # not sent again and again
+    with sites() as session:
+        states = session.execute(
+            select(DataLocation.name, PhysicalCopy.state)
+            .join(DataLocation, DataLocation.id == PhysicalCopy.data_location_id)
+            .where(PhysicalCopy.type == "data_transfer_package")
+        ).all()
+    assert sorted(states) == [
+        ("chile-buffer-01", PhysicalCopyState.CORRUPT),
+        ("cologne-buffer-01", PhysicalCopyState.FAILED),
+    ]
+    assert {p.state for p in all_rows(sites, RawDataPackage)} == {P.BUILT}
+    assert run_bundle(sites) is not None  # a new DTP from the RDPs (each checked again)
+    assert run_step(sites, "transfer", tmp_path) is not None
+    assert run_step(sites, "archive", tmp_path) is not None
+    assert_archived_exactly(sites, sources, data_root)
+    assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.FAILED, P.ARCHIVED]

@@ -69,3 +69,21 @@ def test_names_and_paths_are_safe_and_readable() -> None:
     assert name == "Prime-Cam_280-GHz_12345678-1234-5678-1234-567812345678_p003"
     start = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     assert package_path(start, name) == f"rdp/2026/01/02/{name}.tar"
+
+
+def test_the_position_of_a_field_that_crosses_ra_zero() -> None:
+    from ccat_hpc.db.models import ConstantElevationSource, FixedSource
+    from ccat_hpc.pipeline.archive_metadata import mjd, position
+
+    field = ConstantElevationSource(
+        ra_min_deg=350.0, ra_max_deg=10.0, dec_min_deg=-30.0, dec_max_deg=-20.0, elevation_deg=50
+    )
+    assert position(field) == (0.0, -25.0)
+    plain = ConstantElevationSource(
+        ra_min_deg=10.0, ra_max_deg=30.0, dec_min_deg=0.0, dec_max_deg=2.0, elevation_deg=50
+    )
+    assert position(plain) == (20.0, 1.0)
+    assert position(FixedSource(ra_deg=83.8, dec_deg=-5.4)) == (83.8, -5.4)
+    assert position(None) == (None, None)
+    assert mjd(datetime(1858, 11, 17, tzinfo=UTC)) == 0.0
+    assert mjd(datetime(2000, 1, 1, 12, tzinfo=UTC)) == 51544.5

@@ -35,8 +35,9 @@ class FakeClientError(Exception):
     [
         ("NoSuchKey", 404, ObjectNotFound, False),
         ("404", 404, ObjectNotFound, False),
-        ("BadDigest", 400, ChecksumMismatch, False),
-        ("InvalidDigest", 400, ChecksumMismatch, False),
+        ("BadDigest", 400, ChecksumMismatch, True),
+        ("InvalidDigest", 400, ChecksumMismatch, True),
+        ("NoSuchUpload", 404, StorageError, True),
         ("SlowDown", 503, StorageError, True),
         ("InternalError", 500, StorageError, True),
         ("ServiceUnavailable", 503, StorageError, True),
