@@ -47,23 +47,11 @@ def forget_unfinished_uploads(session: Session, dtp_id: int) -> None:
     if not package_ids:
         return
     reason = "its task ended before the upload was recorded"
-    running = list(
-        session.scalars(
-            select(LongTermArchiveTransfer.id).where(
-                LongTermArchiveTransfer.raw_data_package_id.in_(package_ids),
-                LongTermArchiveTransfer.state.in_((T.RUNNING, T.VERIFYING)),
-            )
-        )
-    )
-    move(
+    step_items.fail_unfinished_attempts(
         session,
         LongTermArchiveTransfer,
-        running,
-        (T.RUNNING, T.VERIFYING),
-        T.FAILED,
-        finished_at=utcnow(),
-        failure_reason=reason,
-        failure_retryable=True,
+        LongTermArchiveTransfer.raw_data_package_id.in_(package_ids),
+        reason,
     )
     move(session, RawDataPackage, package_ids, P.ARCHIVING, P.TRANSFERRED, failure_reason=reason)
 

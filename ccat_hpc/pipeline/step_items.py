@@ -173,3 +173,24 @@ def start_attempt(session: Session, row: DataTransfer | LongTermArchiveTransfer)
         attempts=1,
     )
     return int(row.id)
+
+
+def fail_unfinished_attempts(
+    session: Session,
+    model: type[DataTransfer] | type[LongTermArchiveTransfer],
+    condition: ColumnElement[bool],
+    reason: str,
+) -> None:
+    """Attempts a dead task left RUNNING (or VERIFYING) are FAILED with ``reason``."""
+    unfinished = (TransferState.RUNNING, TransferState.VERIFYING)
+    running = list(session.scalars(select(model.id).where(condition, model.state.in_(unfinished))))
+    move(
+        session,
+        model,
+        running,
+        unfinished,
+        TransferState.FAILED,
+        finished_at=utcnow(),
+        failure_reason=reason,
+        failure_retryable=True,
+    )

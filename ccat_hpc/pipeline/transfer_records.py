@@ -50,23 +50,11 @@ class HopJob:
 
 def forget_unfinished(session: Session, dtp_id: int) -> None:
     """Hops a dead task left running are failed (their partial files are overwritten)."""
-    running = list(
-        session.scalars(
-            select(DataTransfer.id).where(
-                DataTransfer.data_transfer_package_id == dtp_id,
-                DataTransfer.state.in_((T.RUNNING, T.VERIFYING)),
-            )
-        )
-    )
-    move(
+    step_items.fail_unfinished_attempts(
         session,
         DataTransfer,
-        running,
-        (T.RUNNING, T.VERIFYING),
-        T.FAILED,
-        finished_at=utcnow(),
-        failure_reason="its task ended before the transfer was recorded",
-        failure_retryable=True,
+        DataTransfer.data_transfer_package_id == dtp_id,
+        "its task ended before the transfer was recorded",
     )
 
 

@@ -527,3 +527,64 @@ def test_a_dtp_damaged_at_its_origin_is_not_sent_again_but_bundled_anew(
     assert run_step(sites, "archive", tmp_path) is not None
     assert_archived_exactly(sites, sources, data_root)
     assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.FAILED, P.ARCHIVED]
+
+
+DYING_ARCHIVE_TASK = """
+import os, sys
+from ccat_hpc.db.session import make_engine, make_session_factory
+from ccat_hpc.jobs.runner import run_task
+from ccat_hpc.pipeline.archive_task import archive_task
+from ccat_hpc.storage import posix
+
+real = posix.PosixStorage._write_all
+
+def dying(self, fd, data, key):  # the node goes away in the middle of an upload
+    real(self, fd, data, key)
+    os._exit(9)
+
+posix.PosixStorage._write_all = dying
+factory = make_session_factory(make_engine(sys.argv[1]))
+run_task(factory, "archive", int(sys.argv[2]), 0, {"archive": archive_task}, dict(os.environ))
+"""
+
+
+def test_an_archive_task_killed_mid_upload_is_finished_by_the_rerun(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    set_method(sites, "copy")
+    sources = bundled(sites, data_root, tmp_path)
+    run_step(sites, "transfer", tmp_path)
+    with transaction(sites) as session:
+        ids = [i for i, _ in archives_waiting(session, None)]
+        claimed = step_items.claim(session, DataTransferPackage, ids, ARCHIVE_STATES)
+        batch = create_batch(
+            session,
+            "archive",
+            [claimed],
+            executor="local",
+            profile=SlurmProfile(),
+            working_dir=tmp_path,
+        )
+        step_items.assign(session, DataTransferPackage, claimed, batch.id)
+        batch_id = batch.id
+    url = sites.kw["bind"].url.render_as_string(hide_password=False)
+    died = subprocess.run(
+        [sys.executable, "-c", DYING_ARCHIVE_TASK, url, str(batch_id)],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == 9, died.stderr
+    assert [u.state for u in all_rows(sites, LongTermArchiveTransfer)] == [T.RUNNING]
+    in_archive = list((data_root / "cologne-archive").rglob("*.tar"))
+    assert [p.name.startswith(".ccat-partial-") for p in in_archive] == [True]  # only a partial
+    with transaction(sites) as session:  # what the tracker does for a dead task
+        assert step_items.release(session, DataTransferPackage, claimed, ARCHIVE_STATES, batch_id)
+    assert run_step(sites, "archive", tmp_path) is not None
+    uploads = all_rows(sites, LongTermArchiveTransfer)
+    assert uploads[0].state == T.FAILED and "ended before" in (uploads[0].failure_reason or "")
+    assert {u.state for u in uploads[1:]} == {T.SUCCEEDED}
+    assert_archived_exactly(sites, sources, data_root)
+    leftovers = [p for p in (data_root / "cologne-archive").rglob("*") if p.name.startswith(".")]
+    assert leftovers == []  # the killed upload's partial file was cleaned up
