@@ -49,8 +49,14 @@ class S3Credentials:
 
 def make_client(settings: S3Settings, credentials: S3Credentials) -> Any:
     """A boto3 S3 client for ``settings`` (boto3 is imported only here, when S3 is used)."""
-    import boto3
-    from botocore.config import Config
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise StorageError(
+            "an S3 location needs boto3: pip install 'ccat-hpc[s3]' (or set the location's "
+            "storage to disk)"
+        ) from None
 
     config = Config(
         retries={"mode": "standard", "max_attempts": settings.max_attempts},

@@ -124,3 +124,20 @@ def test_keys_are_clean_relative_paths() -> None:
     for bad in ["", "/a", "a/../b", "a//b", "a\x00b"]:
         with pytest.raises(StorageError, match="invalid object key"):
             check_key(bad)
+
+
+def test_s3_without_boto3_is_a_clear_storage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from ccat_hpc.storage.s3_client import make_client
+
+    real_import = builtins.__import__
+
+    def no_boto3(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith(("boto3", "botocore")):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_boto3)
+    with pytest.raises(StorageError, match=r"pip install 'ccat-hpc\[s3\]'"):
+        make_client(S3Settings(endpoint_url="http://x", bucket="b"), S3Credentials())
