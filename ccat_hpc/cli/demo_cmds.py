@@ -34,6 +34,7 @@ PIPELINE = (
     ("transfer", "Chile buffer to Cologne buffer, verified on arrival"),
     ("archive", "verify, unpack, and upload every package into the long-term archive"),
 )
+PIPELINE_STEPS = tuple(name for name, _ in PIPELINE)
 #: folders each site's config names (created here: a real site mounts them)
 FOLDERS = ("chile-buffer-01", "cologne-buffer-01", "cologne-archive", "cologne-processing-ramses")
 DEMO_OBSERVATIONS = (
@@ -110,28 +111,9 @@ def _run_step(app: AppContext, name: str, executor_name: str) -> StepRun:
 
 
 def _submitters() -> dict[str, Any]:
-    from ccat_hpc.jobs.archive_batch import submit_archive
-    from ccat_hpc.jobs.bundle_batch import submit_bundle
-    from ccat_hpc.jobs.checksum_batch import submit_checksum
-    from ccat_hpc.jobs.package_batch import submit_package
-    from ccat_hpc.jobs.step_batches import StepSubmission
-    from ccat_hpc.jobs.transfer_batch import submit_transfer
+    from ccat_hpc.scheduler.loop import submitter
 
-    def checksum(factory: Any, setup: JobSetup) -> StepSubmission | None:
-        found = submit_checksum(
-            factory, setup.executor, setup.environment, setup.working_dir, setup.profile
-        )
-        return (
-            None if found is None else StepSubmission(found.batch_id, found.file_ids, found.tasks)
-        )
-
-    return {
-        "checksum": checksum,
-        "package": submit_package,
-        "bundle": submit_bundle,
-        "transfer": submit_transfer,
-        "archive": submit_archive,
-    }
+    return {step: submitter(step) for step in PIPELINE_STEPS}
 
 
 def _demo_environment(workdir: Path) -> dict[str, str]:

@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "List and show observations (executions) by program, obs unit, instrument, time.",
     ),
     "package": ("ccat_hpc.cli.package_cmds:package", "Build, verify and read tar packages."),
+    "scheduler": (
+        "ccat_hpc.cli.scheduler_cmds:scheduler",
+        "Run the pipeline steps by themselves (the scheduler loop).",
+    ),
     "simulate-observation": (
         "ccat_hpc.cli.file_cmds:simulate_observation",
         "Write a synthetic observation and its manifest.",

@@ -21,6 +21,7 @@ from ccat_hpc.db.states import RawDataFileState
 from ccat_hpc.errors import NotFoundError
 from ccat_hpc.executors.base import Executor
 from ccat_hpc.jobs.batches import create_batch, submit_batch
+from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission
 from ccat_hpc.jobs.tracking import track_unfinished
 from ccat_hpc.pipeline.checksum import DEFAULT_BYTES_PER_TASK, plan_tasks
 from ccat_hpc.pipeline.checksum_records import (
@@ -116,3 +117,16 @@ def _require_known(session: Session, selection: RecheckSelection) -> None:
     for execution in selection.execution_ids:
         if session.scalar(select(RawDataFile.id).filter_by(executed_obs_unit_id=execution)) is None:
             raise NotFoundError(f"no files filed for execution {execution}")
+
+
+def submit_checksum_step(factory: sessionmaker[Session], setup: JobSetup) -> StepSubmission | None:
+    """:func:`submit_checksum` in the shape every step's submission has."""
+    found = submit_checksum(
+        factory,
+        setup.executor,
+        setup.environment,
+        setup.working_dir,
+        setup.profile,
+        site_name=setup.site,
+    )
+    return None if found is None else StepSubmission(found.batch_id, found.file_ids, found.tasks)

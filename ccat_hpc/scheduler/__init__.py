@@ -1,0 +1,1 @@
+"""The scheduler: a pure plan from an ops-db snapshot, and the loop that applies it."""
