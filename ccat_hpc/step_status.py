@@ -38,11 +38,14 @@ _PACKAGE_STEPS: dict[str, tuple[Any, PackageState, PackageState, tuple[PackageSt
 }
 
 
-def _states(session: Session, model: Any) -> dict[PackageState, tuple[int, int]]:
-    """state → (count, count with a recorded failure)."""
-    failed = func.sum(case((model.failure_reason.is_not(None), 1), else_=0))
-    rows = session.execute(select(model.state, func.count(), failed).group_by(model.state)).all()
-    return {state: (int(n), int(f or 0)) for state, n, f in rows}
+def _states(session: Session, model: Any) -> dict[PackageState, tuple[int, int, int]]:
+    """state → (count, waiting out a backoff, waiting for an operator)."""
+    retrying = func.sum(case((model.failure_retryable.is_(True), 1), else_=0))
+    held = func.sum(case((model.failure_retryable.is_(False), 1), else_=0))
+    rows = session.execute(
+        select(model.state, func.count(), retrying, held).group_by(model.state)
+    ).all()
+    return {state: (int(n), int(r or 0), int(h or 0)) for state, n, r, h in rows}
 
 
 def _checksum_step(session: Session) -> dict[str, int]:
@@ -53,26 +56,26 @@ def _checksum_step(session: Session) -> dict[str, int]:
         "waiting": int(rows.get(F.FILED, 0)),
         "running": int(rows.get(F.CHECKSUMMING, 0)),
         "retrying": 0,
-        "failed": int(rows.get(F.CORRUPT, 0)) + int(rows.get(F.MISSING, 0)),
+        "operator": int(rows.get(F.CORRUPT, 0)) + int(rows.get(F.MISSING, 0)),
         "done": sum(int(rows.get(s, 0)) for s in (F.CHECKSUMMED, F.PACKAGED, F.ARCHIVED)),
     }
 
 
-def _package_step(states: dict[PackageState, tuple[int, int]], step: str) -> dict[str, int]:
+def _package_step(states: dict[PackageState, tuple[int, int, int]], step: str) -> dict[str, int]:
     _, waiting, working, done = _PACKAGE_STEPS[step]
-    count, failed_before = states.get(waiting, (0, 0))
-    permanent = states.get(P.FAILED, (0, 0))[0] if waiting == P.PLANNED else 0
+    count, retrying, held = states.get(waiting, (0, 0, 0))
+    permanent = states.get(P.FAILED, (0, 0, 0))[0] if waiting == P.PLANNED else 0
     return {
-        "waiting": count - failed_before,
-        "running": states.get(working, (0, 0))[0],
-        "retrying": failed_before,
-        "failed": permanent,
-        "done": sum(states.get(s, (0, 0))[0] for s in done),
+        "waiting": count - retrying - held,
+        "running": states.get(working, (0, 0, 0))[0],
+        "retrying": retrying,
+        "operator": held + permanent,
+        "done": sum(states.get(s, (0, 0, 0))[0] for s in done),
     }
 
 
 def step_counts(session: Session) -> dict[str, dict[str, int]]:
-    """Items per step and condition (waiting, running, retrying, failed, done)."""
+    """Items per step: waiting, running, retrying (a backoff), needing an operator, done."""
     packages = _states(session, RawDataPackage)
     transfers = _states(session, DataTransferPackage)
     counts = {"checksum": _checksum_step(session)}
@@ -121,12 +124,12 @@ def render_steps(counts: dict[str, dict[str, int]], failures: list[dict[str, Any
     lines = [
         "",
         f"{'pipeline steps':<28} {'waiting':>8} {'running':>8} {'retrying':>9} "
-        f"{'failed':>7} {'done':>8}",
+        f"{'operator':>8} {'done':>8}",
     ]
     for step, row in counts.items():
         lines.append(
             f"  {step:<26} {row['waiting']:>8} {row['running']:>8} {row['retrying']:>9} "
-            f"{row['failed']:>7} {row['done']:>8}"
+            f"{row['operator']:>8} {row['done']:>8}"
         )
     if counts.get("package", {}).get("files_waiting"):
         lines.append(
@@ -135,9 +138,9 @@ def render_steps(counts: dict[str, dict[str, int]], failures: list[dict[str, Any
     if failures:
         lines.append("")
         lines.append(
-            "last failures (retrying: the next run tries again; failed: needs an operator):"
+            "last failures (retrying: tried again after a backoff; operator: needs a person):"
         )
         for failure in failures:
-            verdict = "failed" if failure["state"] == P.FAILED.value else "retrying"
+            verdict = "retrying" if failure["retryable"] else "operator"
             lines.append(f"  {verdict:<8} {failure['kind']} {failure['name']}: {failure['reason']}")
     return lines

@@ -46,6 +46,12 @@ step.add_command(checksum, "checksum")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+RETRY_NOW_OPTION = click.option(
+    "--retry-now",
+    is_flag=True,
+    help="First give the step's failed items back at once: no backoff, no operator hold.",
+)
+
 
 def step_options(command: F) -> F:
     """The options every step takes: --executor, --workdir, --site, --wait, --json."""
@@ -99,10 +105,12 @@ def _finish(
     type=click.IntRange(min=1),
     help="Bytes of packages per array task (default: the site's maximum package size).",
 )
+@RETRY_NOW_OPTION
 @step_options
 def package(
     app: AppContext,
     bytes_per_task: int | None,
+    retry_now: bool,
     executor: str,
     workdir: Path,
     site: str | None,
@@ -121,6 +129,8 @@ def package(
     from ccat_hpc.db.states import PackageState
     from ccat_hpc.jobs.package_batch import submit_package
 
+    if retry_now:
+        _retry_now(app, "package", output)
     setup = _setup(app, executor, workdir, site, "package")
     submitted = submit_package(app.sessions(), setup, bytes_per_task)
     if submitted is None:
@@ -187,6 +197,7 @@ TRANSFER_PACKAGE_STEPS = (
 def _transfer_package_command(definition: TransferPackageStep) -> click.Command:
     def run(
         app: AppContext,
+        retry_now: bool,
         executor: str,
         workdir: Path,
         site: str | None,
@@ -196,6 +207,8 @@ def _transfer_package_command(definition: TransferPackageStep) -> click.Command:
         from ccat_hpc.db.models import DataTransferPackage
         from ccat_hpc.db.states import PackageState
 
+        if retry_now:
+            _retry_now(app, definition.name, output)
         module, function = definition.submitter.split(":")
         submit = getattr(importlib.import_module(module), function)
         setup = _setup(app, executor, workdir, site, definition.name)
@@ -209,7 +222,7 @@ def _transfer_package_command(definition: TransferPackageStep) -> click.Command:
         )
 
     run.__doc__ = definition.help
-    return click.command(definition.name)(step_options(run))
+    return click.command(definition.name)(RETRY_NOW_OPTION(step_options(run)))
 
 
 for _definition in TRANSFER_PACKAGE_STEPS:
@@ -229,6 +242,29 @@ def at_or_after(state: Any) -> tuple[Any, ...]:
         PackageState.ARCHIVED,
     ]
     return tuple(order[order.index(state) :])
+
+
+def _retry_now(app: AppContext, step_name: str, output: str | None) -> None:
+    """An operator says "try again now" (after fixing what the reasons said)."""
+    from ccat_hpc.db.models import DataTransferPackage, RawDataPackage
+    from ccat_hpc.db.session import transaction
+    from ccat_hpc.pipeline import step_items
+    from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
+    from ccat_hpc.pipeline.bundle_task import BUNDLE_STATES
+    from ccat_hpc.pipeline.package_task import PACKAGE_STATES
+    from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES
+
+    choices: dict[str, tuple[step_items.StepItem, step_items.StepStates]] = {
+        "package": (RawDataPackage, PACKAGE_STATES),
+        "bundle": (DataTransferPackage, BUNDLE_STATES),
+        "transfer": (DataTransferPackage, TRANSFER_STATES),
+        "archive": (DataTransferPackage, ARCHIVE_STATES),
+    }
+    model, states = choices[step_name]
+    with transaction(app.sessions()) as session:
+        count = step_items.retry_now(session, model, states)
+    if output is None:
+        click.echo(f"{count} failed item(s) given back to {step_name} now")
 
 
 def _nothing_to_do(output: str | None, name: str, why: str) -> None:

@@ -9,6 +9,7 @@ from ccat_hpc.db.models import DataLocation, DataTransferPackage, DataTransferRo
 from ccat_hpc.db.states import LocationType, PackageState
 from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission, claim_and_submit
 from ccat_hpc.jobs.tracking import track_unfinished
+from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
 
 #: a task archives DTPs up to this many bytes
@@ -26,7 +27,11 @@ def archives_waiting(session: Session, site: str | None) -> list[tuple[int, int]
     query = (
         select(DataTransferPackage.id, DataTransferPackage.size)
         .join(DataTransferRoute, DataTransferRoute.id == DataTransferPackage.route_id)
-        .where(DataTransferPackage.state == PackageState.TRANSFERRED, has_archive)
+        .where(
+            DataTransferPackage.state == PackageState.TRANSFERRED,
+            has_archive,
+            step_items.ready_now(DataTransferPackage),
+        )
     )
     if site is not None:
         query = query.join(

@@ -12,6 +12,7 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PackageState
 from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission, claim_and_submit
 from ccat_hpc.jobs.tracking import track_unfinished
+from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.bundle_task import BUNDLE_STATES
 from ccat_hpc.pipeline.bundling import BundleConflict, plan_transfer_packages
 
@@ -31,7 +32,8 @@ def plan_new_bundles(factory: sessionmaker[Session], site: str | None) -> int:
 def bundles_waiting(session: Session, site: str | None) -> list[tuple[int, int]]:
     """(id, size) of every PLANNED DTP (in a buffer at ``site``), oldest first."""
     query = select(DataTransferPackage.id, DataTransferPackage.size).where(
-        DataTransferPackage.state == PackageState.PLANNED
+        DataTransferPackage.state == PackageState.PLANNED,
+        step_items.ready_now(DataTransferPackage),
     )
     if site is not None:
         query = query.join(

@@ -17,6 +17,7 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PackageState
 from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission, claim_and_submit
 from ccat_hpc.jobs.tracking import track_unfinished
+from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.package_task import PACKAGE_STATES
 from ccat_hpc.pipeline.packaging import PlanConflict, max_package_bytes, plan_packages
 
@@ -33,7 +34,7 @@ def plan_new_packages(factory: sessionmaker[Session], site: str | None) -> int:
 def packages_waiting(session: Session, site: str | None) -> list[tuple[int, int]]:
     """(id, size) of every PLANNED RDP (of files at ``site``), oldest first."""
     query = select(RawDataPackage.id, RawDataPackage.size).where(
-        RawDataPackage.state == PackageState.PLANNED
+        RawDataPackage.state == PackageState.PLANNED, step_items.ready_now(RawDataPackage)
     )
     if site is not None:
         first_file = (

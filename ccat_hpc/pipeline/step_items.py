@@ -9,7 +9,8 @@ under a running task. Three endings:
 - retryable failure: back to the waiting state with the reason (a rerun takes it);
 - permanent failure: FAILED with the reason, until an operator re-queues it.
 
-Every try counts in ``attempts``. Functions take a session and never commit.
+Every try of the step at hand counts in ``attempts`` (back to 0 when the item moves on
+to the next step). Functions take a session and never commit.
 """
 
 from __future__ import annotations
@@ -17,20 +18,24 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     DataTransfer,
     DataTransferPackage,
+    JobBatch,
     LongTermArchiveTransfer,
     RawDataPackage,
+    Site,
 )
 from ccat_hpc.db.states import PackageState, TransferState
 from ccat_hpc.db.transitions import move
+from ccat_hpc.pipeline.retry import RetryPolicy
 
 StepItem = type[RawDataPackage] | type[DataTransferPackage]
 
@@ -105,6 +110,8 @@ def finish(
             claimed_by_batch_id=None,
             failure_reason=None,
             failure_retryable=None,
+            retry_after=None,
+            attempts=0,  # the next step counts its own tries
             **values,
         )
     )
@@ -121,9 +128,20 @@ def fail(
     retryable: bool,
     keep_waiting: bool = False,
 ) -> bool:
-    """Record a failure: back to waiting (retryable, or ``keep_waiting``: an item that is
-    fine itself but cannot go on until an operator fixes something) or FAILED; False
-    when not held."""
+    """Record a failure; False when ``batch_id`` no longer holds the item.
+
+    Retryable: back to waiting, not before the backoff of the site's retry policy has
+    passed (``retry_after``); after the step's last allowed try it waits for an operator
+    instead (``failure_retryable`` False, its attempts named in the reason). Not
+    retryable: FAILED, or with ``keep_waiting`` (the item is fine itself, something
+    around it needs fixing) waiting for an operator.
+    """
+    policy, step = retry_policy(session, batch_id)
+    attempts = int(session.scalar(select(model.attempts).where(model.id == item_id)) or 0)
+    if retryable and attempts >= policy.attempts_for(step):
+        retryable, keep_waiting = False, True
+        reason = f"gave up after {attempts} tries (needs an operator): {reason}"
+    retry_after = utcnow() + timedelta(seconds=policy.delay(attempts)) if retryable else None
     back = retryable or keep_waiting
     target: enum.StrEnum = states.waiting if back else PackageState.FAILED
     return bool(
@@ -137,8 +155,49 @@ def fail(
             claimed_by_batch_id=None,
             failure_reason=reason,
             failure_retryable=retryable,
+            retry_after=retry_after,
         )
     )
+
+
+def retry_policy(session: Session, batch_id: int) -> tuple[RetryPolicy, str]:
+    """The retry policy of the batch's site (the defaults without one), and its step."""
+    kind, site_name = session.execute(
+        select(JobBatch.kind, JobBatch.site_name).where(JobBatch.id == batch_id)
+    ).one()
+    settings: dict[str, Any] = {}
+    if site_name is not None:
+        settings = session.scalar(select(Site.settings).where(Site.name == site_name)) or {}
+    return RetryPolicy.from_settings(settings.get("pipeline", {})), str(kind)
+
+
+def ready_now(model: StepItem) -> ColumnElement[bool]:
+    """Not waiting out a backoff, and not waiting for an operator."""
+    return and_(
+        or_(model.retry_after.is_(None), model.retry_after <= utcnow()),
+        or_(model.failure_retryable.is_(None), model.failure_retryable.is_(True)),
+    )
+
+
+def retry_now(session: Session, model: StepItem, states: StepStates) -> int:
+    """An operator's "try again now": waiting items lose their backoff and their
+    needs-an-operator mark (their attempts start again from zero); how many."""
+    ids = list(
+        session.scalars(
+            select(model.id).where(
+                model.state == states.waiting,
+                or_(model.retry_after.is_not(None), model.failure_retryable.is_(False)),
+            )
+        )
+    )
+    for start in range(0, len(ids), 5000):
+        session.execute(
+            update(model)
+            .where(model.id.in_(ids[start : start + 5000]))
+            .values(retry_after=None, failure_retryable=None, attempts=0)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
 
 
 def holds(

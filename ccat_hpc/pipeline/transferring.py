@@ -24,6 +24,7 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.states import LocationType, PackageState, PhysicalCopyState, RouteType
+from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.placement import best_location
 
 
@@ -118,6 +119,7 @@ def transfers_waiting(session: Session, site: str | None) -> list[tuple[int, int
     query = select(DataTransferPackage.id, DataTransferPackage.size).where(
         DataTransferPackage.state == PackageState.BUILT,
         DataTransferPackage.route_id.is_not(None),
+        step_items.ready_now(DataTransferPackage),
     )
     if site is not None:
         query = query.join(

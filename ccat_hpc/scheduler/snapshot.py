@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ccat_hpc.db.models import DataTransferPackage, JobBatch, RawDataFile, RawDataPackage
 from ccat_hpc.db.states import JobBatchState, PackageState, RawDataFileState
+from ccat_hpc.pipeline.step_items import ready_now
 from ccat_hpc.scheduler.plan import STEPS, OpenBatch, Snapshot
 
 OPEN_BATCH_STATES = (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
@@ -38,20 +39,29 @@ def waiting_items(session: Session) -> dict[str, int]:
                 files.state == RawDataFileState.CHECKSUMMED, files.raw_data_package_id.is_(None)
             ),
         )
-        + _count(session, select(func.count()).where(rdp.state == PackageState.PLANNED)),
+        + _count(
+            session,
+            select(func.count()).where(rdp.state == PackageState.PLANNED, ready_now(rdp)),
+        ),
         "bundle": _count(
             session,
             select(func.count()).where(
                 rdp.state == PackageState.BUILT, rdp.data_transfer_package_id.is_(None)
             ),
         )
-        + _count(session, select(func.count()).where(dtp.state == PackageState.PLANNED)),
+        + _count(
+            session,
+            select(func.count()).where(dtp.state == PackageState.PLANNED, ready_now(dtp)),
+        ),
         "transfer": _count(
             session,
-            select(func.count()).where(dtp.state == PackageState.BUILT, dtp.route_id.is_not(None)),
+            select(func.count()).where(
+                dtp.state == PackageState.BUILT, dtp.route_id.is_not(None), ready_now(dtp)
+            ),
         ),
         "archive": _count(
-            session, select(func.count()).where(dtp.state == PackageState.TRANSFERRED)
+            session,
+            select(func.count()).where(dtp.state == PackageState.TRANSFERRED, ready_now(dtp)),
         ),
     }
 

@@ -194,6 +194,12 @@ class PipelineSettings(Strict):
     bundle_max_wait_minutes: float = Field(default=60.0, ge=0)
     #: parallel streams of the local-copy transfer method
     transfer_streams: int = Field(default=4, ge=1, le=64)
+    #: a failed item waits base × 2^(tries-1) seconds (at most the max, jittered) ...
+    retry_base_seconds: float = Field(default=60.0, ge=0)
+    retry_max_seconds: float = Field(default=3600.0, ge=0)
+    #: ... and after this many tries per step (package, bundle, transfer, archive; 5
+    #: for a step not named) it waits for an operator
+    max_attempts: dict[str, int] = {}
 
 
 class ArchiveConfig(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import xxhash
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     PhysicalCopy,
     RawDataFile,
@@ -84,6 +86,19 @@ def run_package(factory: sessionmaker[Session], tasks: int = 1) -> tuple[int, li
     ]
     assert codes == [0] * len(plan)
     return batch_id, claimed
+
+
+def backoff_passed(factory: sessionmaker[Session]) -> None:
+    """As if the failed items' backoff had passed."""
+    from ccat_hpc.db.models import DataTransferPackage
+
+    with transaction(factory) as session:
+        for model in (RawDataPackage, DataTransferPackage):
+            session.execute(
+                update(model)
+                .where(model.retry_after.is_not(None))
+                .values(retry_after=utcnow() - timedelta(seconds=1))
+            )
 
 
 def packages(factory: sessionmaker[Session]) -> list[RawDataPackage]:
@@ -241,10 +256,11 @@ def test_a_task_that_dies_gives_its_packages_back_and_the_rerun_builds_them(
     with transaction(loaded_factory) as session:
         assert step_items.release(session, RawDataPackage, claimed, PACKAGE_STATES, batch_id) == 1
         assert step_items.release(session, RawDataPackage, claimed, PACKAGE_STATES, batch_id) == 0
-    assert [p.state for p in packages(loaded_factory)] == [P.PLANNED]
+    (package,) = packages(loaded_factory)
+    assert (package.state, package.attempts) == (P.PLANNED, 1)  # one try counted
     assert run_package(loaded_factory) is not None
     (package,) = packages(loaded_factory)
-    assert (package.state, package.attempts) == (P.BUILT, 2)
+    assert (package.state, package.attempts) == (P.BUILT, 0)  # the bundle step counts anew
     with loaded_factory() as session:
         assert session.scalars(select(RawDataPackagePhysicalCopy.state)).all() == [
             PhysicalCopyState.VERIFIED
@@ -261,7 +277,10 @@ def test_an_unmounted_buffer_is_a_failure_a_rerun_can_fix(
     assert (package.state, package.failure_retryable) == (P.PLANNED, True)
     assert "storage root" in (package.failure_reason or "")
     assert not (data_root / "chile-buffer-01").exists()  # never created
+    assert package.retry_after is not None and package.retry_after > utcnow()  # the backoff
     (data_root / "chile-buffer-01").mkdir()
+    assert run_package(loaded_factory) is None  # not before its backoff has passed
+    backoff_passed(loaded_factory)
     assert run_package(loaded_factory) is not None
     (package,) = packages(loaded_factory)
     assert (package.state, package.failure_reason) == (P.BUILT, None)

@@ -4,10 +4,12 @@ once after a rerun."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -48,7 +50,7 @@ from ccat_hpc.storage.factory import backend_for
 from tests.conftest import REPO
 from tests.integration.test_bundle_step import run_bundle, set_pipeline
 from tests.integration.test_checksum_step import run_batch as run_checksum
-from tests.integration.test_package_step import observe, run_package
+from tests.integration.test_package_step import backoff_passed, observe, run_package
 from tests.integration.test_storage import s3_environment
 
 P = PackageState
@@ -407,6 +409,8 @@ def test_the_s3_server_stopping_mid_upload_records_nothing_and_the_rerun_complet
         ).all()
     assert PhysicalCopyState.VERIFIED not in in_archive
     assert {p.state for p in all_rows(sites, RawDataPackage)} == {P.TRANSFERRED}
+    assert run_step(sites, "archive", tmp_path) is None  # waits out its backoff
+    backoff_passed(sites)
     assert run_step(sites, "archive", tmp_path) is not None
     assert_archived_exactly(sites, sources, data_root)
 
@@ -464,6 +468,7 @@ def test_an_rdp_damaged_in_the_buffer_before_its_upload_is_unpacked_again(
         )
         assert list((data_root / "cologne-archive").rglob("*.tar")) == []  # nothing published
     monkeypatch.setattr(archive_module, "extract_members", real)
+    backoff_passed(sites)
     assert run_step(sites, "archive", tmp_path) is not None
     assert_archived_exactly(sites, sources, data_root)
 
@@ -588,3 +593,95 @@ def test_an_archive_task_killed_mid_upload_is_finished_by_the_rerun(
     assert_archived_exactly(sites, sources, data_root)
     leftovers = [p for p in (data_root / "cologne-archive").rglob("*") if p.name.startswith(".")]
     assert leftovers == []  # the killed upload's partial file was cleaned up
+
+
+def test_a_transfer_that_fails_is_retried_after_its_backoff_then_left_for_an_operator(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ccat_hpc.pipeline import step_items as items
+    from ccat_hpc.transfer import methods
+
+    set_method(sites, "copy")
+    set_pipeline(sites, retry_base_seconds=0.4, retry_max_seconds=10, max_attempts={"transfer": 3})
+    bundled(sites, data_root, tmp_path)
+    real = methods.LocalCopy.copy
+    failures = [2]
+
+    def flaky(self: methods.LocalCopy, source: Path, destination: object, log: object) -> int:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise methods.TransferError("the link dropped (injected)")
+        return real(self, source, destination, log)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(methods.LocalCopy, "copy", flaky)
+
+    def attempt() -> list[int] | None:
+        with transaction(sites) as session:
+            ids = [i for i, _ in transfers_waiting(session, None)]
+            claimed = items.claim(session, DataTransferPackage, ids, TRANSFER_STATES)
+            if not claimed:
+                return None
+            batch = create_batch(
+                session,
+                "transfer",
+                [claimed],
+                executor="local",
+                profile=SlurmProfile(),
+                working_dir=tmp_path,
+                site_name="chile",
+            )
+            items.assign(session, DataTransferPackage, claimed, batch.id)
+            batch_id = batch.id
+        assert run_task(sites, "transfer", batch_id, 0, {"transfer": transfer_task}, {}) == 0
+        return claimed
+
+    assert attempt() is not None  # fails
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert dtp.state == P.BUILT and dtp.failure_retryable and dtp.retry_after is not None
+    assert attempt() is None  # not before its backoff
+    deadline = time.monotonic() + 30
+    tries = 1
+    while tries < 3 and time.monotonic() < deadline:
+        if attempt() is not None:
+            tries += 1
+        time.sleep(0.05)
+    hops = all_rows(sites, DataTransfer)
+    assert [h.state for h in hops] == [T.FAILED, T.FAILED, T.SUCCEEDED]
+    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in itertools.pairwise(hops)]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # base 0.4 s, then 0.8 s; half may be jittered off
+    assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.TRANSFERRED]
+
+
+def test_after_its_last_try_an_item_waits_for_an_operator_until_told_to_retry(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    from ccat_hpc.pipeline import step_items as items
+
+    set_method(sites, "copy")
+    bundled(sites, data_root, tmp_path)
+    (data_root / "cologne-buffer-01").rmdir()  # not mounted
+    with transaction(sites) as session:  # its last allowed try (5 by default) is now
+        session.execute(update(DataTransferPackage).values(attempts=4))
+        ids = [i for i, _ in transfers_waiting(session, None)]
+        claimed = items.claim(session, DataTransferPackage, ids, TRANSFER_STATES)
+        batch = create_batch(
+            session,
+            "transfer",
+            [claimed],
+            executor="local",
+            profile=SlurmProfile(),
+            working_dir=tmp_path,
+        )
+        items.assign(session, DataTransferPackage, claimed, batch.id)
+        batch_id = batch.id
+    assert run_task(sites, "transfer", batch_id, 0, {"transfer": transfer_task}, {}) == 0
+    (dtp,) = all_rows(sites, DataTransferPackage)
+    assert (dtp.state, dtp.failure_retryable, dtp.retry_after) == (P.BUILT, False, None)
+    assert "gave up after 5 tries (needs an operator)" in (dtp.failure_reason or "")
+    backoff_passed(sites)
+    assert run_step(sites, "transfer", tmp_path) is None  # no blind retry
+    (data_root / "cologne-buffer-01").mkdir()  # the operator mounts it, then:
+    with transaction(sites) as session:
+        assert items.retry_now(session, DataTransferPackage, TRANSFER_STATES) == 1
+    assert run_step(sites, "transfer", tmp_path) is not None
+    assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.TRANSFERRED]

@@ -31,8 +31,11 @@ class StepItemMixin:
     claimed_by_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
     #: how many times a step tried the item
     attempts: Mapped[int] = mapped_column(default=0)
-    #: after a failure: whether trying again can help (None: no failure)
+    #: after a failure: whether trying again can help (None: no failure; False: it waits
+    #: for an operator)
     failure_retryable: Mapped[bool | None]
+    #: after a failure a retry can help: not tried again before this time (the backoff)
+    retry_after: Mapped[datetime | None]
 
 
 class ChecksumMixin:
