@@ -53,7 +53,7 @@ from ccat_hpc.engine.reader import LocalFile, read_index
 from ccat_hpc.engine.verify import PackageVerifier
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import archive_records as records
-from ccat_hpc.pipeline import copies, step_items
+from ccat_hpc.pipeline import copies, failures, step_items
 from ccat_hpc.pipeline.placement import best_location, folder_storage, storage_for
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import StorageBackend, StorageError
@@ -277,7 +277,7 @@ def _archive_package(context: TaskContext, job: ArchiveJob, package_id: int) -> 
         raise ArchiveProblem(reason) from None
     except (StorageError, OSError) as exc:
         reason = f"{name}: upload to {job.archive_name} failed: {exc}"
-        retryable = exc.transient if isinstance(exc, StorageError) else True
+        retryable = failures.retryable(exc)
         with transaction(context.factory) as session:
             records.record_upload_failure(
                 session, package_id, transfer_id, copy_id, reason, retryable

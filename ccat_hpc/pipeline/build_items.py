@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from ccat_hpc.db.session import transaction
 from ccat_hpc.engine.build import BuildResult
-from ccat_hpc.engine.errors import ChecksumMismatch, EngineError, SourceChanged
+from ccat_hpc.engine.errors import EngineError
 from ccat_hpc.engine.layout import MemberSpec
 from ccat_hpc.logline import log_line
-from ccat_hpc.pipeline import copies, step_items
+from ccat_hpc.pipeline import copies, failures, step_items
 from ccat_hpc.pipeline.tasks import TaskContext
 
 
@@ -74,10 +74,8 @@ def engine_build(build: Callable[[], BuildResult]) -> BuildResult:
     """Run the engine; a source that changed or does not match is a permanent problem."""
     try:
         return build()
-    except (SourceChanged, ChecksumMismatch) as exc:
-        raise BuildProblem(str(exc), retryable=False) from None
-    except EngineError as exc:
-        raise BuildProblem(str(exc), retryable=True) from None
+    except EngineError as exc:  # a changed or mismatching source is permanent
+        raise BuildProblem(str(exc), retryable=failures.retryable(exc)) from None
 
 
 def run_item(

@@ -35,7 +35,7 @@ from ccat_hpc.db.states import PackageState, TransferState
 from ccat_hpc.engine.api import verify
 from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.logline import log_line
-from ccat_hpc.pipeline import copies, step_items
+from ccat_hpc.pipeline import copies, failures, step_items
 from ccat_hpc.pipeline import transfer_records as records
 from ccat_hpc.pipeline.placement import folder_storage
 from ccat_hpc.pipeline.tasks import TaskContext
@@ -168,7 +168,7 @@ def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
         _record_failure(context, job, str(failure), failure.retryable, counts)
         return False
     except TransferError as failure:
-        _record_failure(context, job, str(failure), failure.retryable, counts)
+        _record_failure(context, job, str(failure), failures.retryable(failure), counts)
         return False
     seconds = max(time.monotonic() - started, 1e-6)
     with transaction(context.factory) as session:
