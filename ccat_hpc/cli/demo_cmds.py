@@ -151,11 +151,12 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
         f"ccat-hpc simulate-observation --drop-into {shlex.quote(str(inbox))}",
         f"ccat-hpc watch {shlex.quote(str(inbox))} --once --stable-seconds 0",
         "ccat-hpc step checksum --wait              # then step package, bundle, transfer, archive",
+        "ccat-hpc scheduler run --once              # or: one scheduler pass runs what is ready",
     ]
     click.echo("\n".join(f"  {line}" for line in lines))
     click.echo(
-        "Not built yet: staging to PROCESSING, cleanup, the scheduler loop that runs the "
-        "steps by itself (README: What exists today)."
+        "Not built yet: staging to PROCESSING, cleanup, and the scheduler's breakers and "
+        "metrics (README: What exists today)."
     )
 
 

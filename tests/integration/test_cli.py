@@ -207,6 +207,7 @@ def _follow_the_next_steps(printed: str, cwd: Path) -> None:
         "ccat-hpc job status 1",
         "ccat-hpc trace 1",
         "ccat-hpc step checksum --wait",
+        "ccat-hpc scheduler run --once",
     ]
     for command in commands:
         assert command.split()[1] in steps  # the demo suggests it
