@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -145,7 +144,6 @@ class TransferPackageStep:
     """A step whose items are DataTransferPackages: what it is called and says."""
 
     name: str
-    submitter: str  # module:function of its submission
     done: str  # the PackageState an item reaches
     idle: str  # why there is nothing to do
     help: str
@@ -154,7 +152,6 @@ class TransferPackageStep:
 TRANSFER_PACKAGE_STEPS = (
     TransferPackageStep(
         "bundle",
-        "ccat_hpc.jobs.bundle_batch:submit_bundle",
         "built",
         "no package is ready to go (or none waited long enough)",
         """Bundle the RDPs waiting in a BUFFER into DataTransferPackages for their route.
@@ -167,7 +164,6 @@ TRANSFER_PACKAGE_STEPS = (
     ),
     TransferPackageStep(
         "transfer",
-        "ccat_hpc.jobs.transfer_batch:submit_transfer",
         "transferred",
         "no transfer package is ready to go",
         """Move built DataTransferPackages along their route to the destination BUFFER.
@@ -180,7 +176,6 @@ TRANSFER_PACKAGE_STEPS = (
     ),
     TransferPackageStep(
         "archive",
-        "ccat_hpc.jobs.archive_batch:submit_archive",
         "archived",
         "no transfer package has arrived at an archive site",
         """Archive the RDPs of every DataTransferPackage that arrived at an archive site.
@@ -209,8 +204,9 @@ def _transfer_package_command(definition: TransferPackageStep) -> click.Command:
 
         if retry_now:
             _retry_now(app, definition.name, output)
-        module, function = definition.submitter.split(":")
-        submit = getattr(importlib.import_module(module), function)
+        from ccat_hpc.scheduler.loop import submitter
+
+        submit = submitter(definition.name)
         setup = _setup(app, executor, workdir, site, definition.name)
         submitted = submit(app.sessions(), setup)
         if submitted is None:
@@ -246,21 +242,10 @@ def at_or_after(state: Any) -> tuple[Any, ...]:
 
 def _retry_now(app: AppContext, step_name: str, output: str | None) -> None:
     """An operator says "try again now" (after fixing what the reasons said)."""
-    from ccat_hpc.db.models import DataTransferPackage, RawDataPackage
     from ccat_hpc.db.session import transaction
     from ccat_hpc.pipeline import step_items
-    from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
-    from ccat_hpc.pipeline.bundle_task import BUNDLE_STATES
-    from ccat_hpc.pipeline.package_task import PACKAGE_STATES
-    from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES
 
-    choices: dict[str, tuple[step_items.StepItem, step_items.StepStates]] = {
-        "package": (RawDataPackage, PACKAGE_STATES),
-        "bundle": (DataTransferPackage, BUNDLE_STATES),
-        "transfer": (DataTransferPackage, TRANSFER_STATES),
-        "archive": (DataTransferPackage, ARCHIVE_STATES),
-    }
-    model, states = choices[step_name]
+    model, states = step_items.STEP_ITEMS[step_name]
     with transaction(app.sessions()) as session:
         count = step_items.retry_now(session, model, states)
     if output is None:

@@ -11,6 +11,7 @@ says how to give back the items of a task that ended without its outcome.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -133,10 +134,28 @@ def _release_checksum(session: Session, items: Sequence[Any], batch_id: int) -> 
     return release_files(session, items, batch_id)
 
 
-def package(context: TaskContext) -> dict[str, Any]:
-    from ccat_hpc.pipeline.package_task import package_task
+def _step_task(target: str) -> Handler:
+    """A step's task handler, ``module:function``, imported when a task runs."""
 
-    return package_task(context)
+    def handler(context: TaskContext) -> dict[str, Any]:
+        module, function = target.split(":")
+        task: Handler = getattr(importlib.import_module(module), function)
+        return task(context)
+
+    return handler
+
+
+def _step_release(step: str) -> Callable[[Session, Sequence[Any], int], int]:
+    """Gives back the items of a task of ``step`` that ended without their outcome."""
+
+    def release(session: Session, items: Sequence[Any], batch_id: int) -> int:
+        from ccat_hpc.pipeline.step_items import STEP_ITEMS
+        from ccat_hpc.pipeline.step_items import release as give_back
+
+        model, states = STEP_ITEMS[step]
+        return give_back(session, model, items, states, batch_id)
+
+    return release
 
 
 def _package_other_ranks(comm: Intracomm) -> None:
@@ -145,54 +164,8 @@ def _package_other_ranks(comm: Intracomm) -> None:
     package_other_ranks(comm)
 
 
-def _release_packages(session: Session, items: Sequence[Any], batch_id: int) -> int:
-    from ccat_hpc.db.models import RawDataPackage
-    from ccat_hpc.pipeline.package_task import PACKAGE_STATES
-    from ccat_hpc.pipeline.step_items import release
-
-    return release(session, RawDataPackage, items, PACKAGE_STATES, batch_id)
-
-
-def bundle(context: TaskContext) -> dict[str, Any]:
-    from ccat_hpc.pipeline.bundle_task import bundle_task
-
-    return bundle_task(context)
-
-
-def _release_bundles(session: Session, items: Sequence[Any], batch_id: int) -> int:
-    from ccat_hpc.db.models import DataTransferPackage
-    from ccat_hpc.pipeline.bundle_task import BUNDLE_STATES
-    from ccat_hpc.pipeline.step_items import release
-
-    return release(session, DataTransferPackage, items, BUNDLE_STATES, batch_id)
-
-
-def transfer(context: TaskContext) -> dict[str, Any]:
-    from ccat_hpc.pipeline.transfer_task import transfer_task
-
-    return transfer_task(context)
-
-
-def _release_transfers(session: Session, items: Sequence[Any], batch_id: int) -> int:
-    from ccat_hpc.db.models import DataTransferPackage
-    from ccat_hpc.pipeline.step_items import release
-    from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES
-
-    return release(session, DataTransferPackage, items, TRANSFER_STATES, batch_id)
-
-
-def archive(context: TaskContext) -> dict[str, Any]:
-    from ccat_hpc.pipeline.archive_task import archive_task
-
-    return archive_task(context)
-
-
-def _release_archives(session: Session, items: Sequence[Any], batch_id: int) -> int:
-    from ccat_hpc.db.models import DataTransferPackage
-    from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
-    from ccat_hpc.pipeline.step_items import release
-
-    return release(session, DataTransferPackage, items, ARCHIVE_STATES, batch_id)
+def _step_kind(step: str, task: str, **more: Any) -> JobKind:
+    return JobKind(_step_task(task), release=_step_release(step), submittable=False, **more)
 
 
 def job_kinds() -> dict[str, JobKind]:
@@ -201,12 +174,14 @@ def job_kinds() -> dict[str, JobKind]:
         "sleep": JobKind(sleep, check_parameters=_sleep_parameters),
         "mpi": JobKind(mpi_hello, _mpi_hello_other_ranks),
         "checksum": JobKind(checksum, release=_release_checksum, submittable=False),
-        "package": JobKind(
-            package, _package_other_ranks, release=_release_packages, submittable=False
+        "package": _step_kind(
+            "package",
+            "ccat_hpc.pipeline.package_task:package_task",
+            other_ranks=_package_other_ranks,
         ),
-        "bundle": JobKind(bundle, release=_release_bundles, submittable=False),
-        "transfer": JobKind(transfer, release=_release_transfers, submittable=False),
-        "archive": JobKind(archive, release=_release_archives, submittable=False),
+        "bundle": _step_kind("bundle", "ccat_hpc.pipeline.bundle_task:bundle_task"),
+        "transfer": _step_kind("transfer", "ccat_hpc.pipeline.transfer_task:transfer_task"),
+        "archive": _step_kind("archive", "ccat_hpc.pipeline.archive_task:archive_task"),
     }
 
 

@@ -7,7 +7,7 @@ and only its tasks record them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,38 @@ class JobSetup:
     site: str | None = None
 
 
+def claim_batch(
+    session: Session,
+    kind: str,
+    model: step_items.StepItem,
+    states: step_items.StepStates,
+    items: Sequence[tuple[int, int]],
+    bytes_per_task: int,
+    *,
+    executor: str,
+    profile: SlurmProfile,
+    working_dir: Path,
+    site: str | None = None,
+) -> tuple[int, list[int], int] | None:
+    """Claim the waiting ``items`` (id, bytes) into one new batch (the caller commits):
+    (batch, items claimed, tasks), or None when another claimed them all first."""
+    claimed = set(step_items.claim(session, model, [i for i, _ in items], states))
+    if not claimed:
+        return None
+    tasks = plan_tasks([(i, size) for i, size in items if i in claimed], bytes_per_task)
+    batch = create_batch(
+        session,
+        kind,
+        tasks,
+        executor=executor,
+        profile=profile,
+        working_dir=working_dir,
+        site_name=site,
+    )
+    step_items.assign(session, model, sorted(claimed), batch.id)
+    return int(batch.id), sorted(claimed), len(tasks)
+
+
 def claim_and_submit(
     factory: sessionmaker[Session],
     kind: str,
@@ -55,21 +87,18 @@ def claim_and_submit(
 ) -> tuple[int, list[int], int] | None:
     """Claim the waiting items into one batch and submit it: (batch, items, tasks) or None."""
     with transaction(factory) as session:
-        items = waiting(session)
-        claimed = set(step_items.claim(session, model, [i for i, _ in items], states))
-        if not claimed:
-            return None
-        tasks = plan_tasks([(i, size) for i, size in items if i in claimed], bytes_per_task)
-        batch = create_batch(
+        claimed = claim_batch(
             session,
             kind,
-            tasks,
+            model,
+            states,
+            waiting(session),
+            bytes_per_task,
             executor=setup.executor.name,
             profile=setup.profile,
             working_dir=setup.working_dir,
-            site_name=setup.site,
+            site=setup.site,
         )
-        batch_id = batch.id
-        step_items.assign(session, model, sorted(claimed), batch_id)
-    submit_batch(factory, batch_id, setup.executor, setup.environment)
-    return batch_id, sorted(claimed), len(tasks)
+    if claimed is not None:
+        submit_batch(factory, claimed[0], setup.executor, setup.environment)
+    return claimed

@@ -58,9 +58,7 @@ from ccat_hpc.pipeline.placement import best_location, folder_storage, storage_f
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import StorageBackend, StorageError
 
-ARCHIVE_STATES = step_items.StepStates(
-    PackageState.TRANSFERRED, PackageState.ARCHIVING, PackageState.ARCHIVED
-)
+ARCHIVE_STATES = step_items.STEP_ITEMS["archive"][1]
 P = PackageState
 T = TransferState
 READ_PIECE = 8 * 1024 * 1024

@@ -47,9 +47,7 @@ from ccat_hpc.pipeline.placement import folder_storage
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import StorageError
 
-BUNDLE_STATES = step_items.StepStates(
-    PackageState.PLANNED, PackageState.BUILDING, PackageState.BUILT
-)
+BUNDLE_STATES = step_items.STEP_ITEMS["bundle"][1]
 
 
 @dataclass(frozen=True)

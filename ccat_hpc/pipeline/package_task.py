@@ -36,7 +36,7 @@ from ccat_hpc.db.models import (
     RawDataPackage,
     RawDataPackagePhysicalCopy,
 )
-from ccat_hpc.db.states import LocationType, PackageState, PhysicalCopyState, RawDataFileState
+from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState
 from ccat_hpc.db.transitions import move
 from ccat_hpc.engine.api import build
 from ccat_hpc.engine.build import BuildResult
@@ -58,9 +58,7 @@ from ccat_hpc.storage.base import StorageError
 if TYPE_CHECKING:
     from mpi4py.MPI import Intracomm
 
-PACKAGE_STATES = step_items.StepStates(
-    PackageState.PLANNED, PackageState.BUILDING, PackageState.BUILT
-)
+PACKAGE_STATES = step_items.STEP_ITEMS["package"][1]
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,16 @@ class StepStates:
     done: PackageState
 
 
+P = PackageState
+#: every step whose items are packages: the model of its items and their states
+STEP_ITEMS: dict[str, tuple[StepItem, StepStates]] = {
+    "package": (RawDataPackage, StepStates(P.PLANNED, P.BUILDING, P.BUILT)),
+    "bundle": (DataTransferPackage, StepStates(P.PLANNED, P.BUILDING, P.BUILT)),
+    "transfer": (DataTransferPackage, StepStates(P.BUILT, P.TRANSFERRING, P.TRANSFERRED)),
+    "archive": (DataTransferPackage, StepStates(P.TRANSFERRED, P.ARCHIVING, P.ARCHIVED)),
+}
+
+
 def held_by(model: StepItem, batch_id: int) -> list[ColumnElement[bool]]:
     return [model.claimed_by_batch_id == batch_id]
 

@@ -31,7 +31,7 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import PackageState, TransferState
+from ccat_hpc.db.states import TransferState
 from ccat_hpc.engine.api import verify
 from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.logline import log_line
@@ -45,9 +45,7 @@ from ccat_hpc.storage.base import StorageError
 from ccat_hpc.transfer.methods import Destination, TransferError, transfer_method
 from ccat_hpc.transfer.remote import DEFAULT_SSH, RemoteHost
 
-TRANSFER_STATES = step_items.StepStates(
-    PackageState.BUILT, PackageState.TRANSFERRING, PackageState.TRANSFERRED
-)
+TRANSFER_STATES = step_items.STEP_ITEMS["transfer"][1]
 T = TransferState
 
 

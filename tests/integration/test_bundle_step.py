@@ -24,12 +24,8 @@ from ccat_hpc.db.models import (
 )
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PackageState, PhysicalCopyState, RawDataFileState
-from ccat_hpc.jobs.batches import create_batch
 from ccat_hpc.jobs.bundle_batch import bundles_waiting, plan_new_bundles
-from ccat_hpc.jobs.runner import run_task
-from ccat_hpc.pipeline import step_items
-from ccat_hpc.pipeline.bundle_task import BUNDLE_STATES, bundle_task
-from ccat_hpc.sites.schema import SlurmProfile
+from tests import step_runs
 from tests.integration.test_checksum_step import run_batch as run_checksum
 from tests.integration.test_package_step import members_of, observe, run_package
 
@@ -47,25 +43,8 @@ def set_pipeline(factory: sessionmaker[Session], **settings: float) -> None:
 
 def run_bundle(factory: sessionmaker[Session]) -> list[int] | None:
     plan_new_bundles(factory, None)
-    with transaction(factory) as session:
-        waiting = bundles_waiting(session, None)
-        claimed = step_items.claim(
-            session, DataTransferPackage, [i for i, _ in waiting], BUNDLE_STATES
-        )
-        if not claimed:
-            return None
-        batch = create_batch(
-            session,
-            "bundle",
-            [claimed],
-            executor="local",
-            profile=SlurmProfile(),
-            working_dir=Path(".").resolve(),
-        )
-        batch_id = batch.id
-        step_items.assign(session, DataTransferPackage, claimed, batch_id)
-    assert run_task(factory, "bundle", batch_id, 0, {"bundle": bundle_task}, {}) == 0
-    return claimed
+    found = step_runs.run_step(factory, "bundle", bundles_waiting, Path(".").resolve())
+    return None if found is None else found[1]
 
 
 def rows(factory: sessionmaker[Session], model: type) -> list:  # type: ignore[type-arg]

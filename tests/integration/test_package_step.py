@@ -24,14 +24,12 @@ from ccat_hpc.db.models import (
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PackageState, PhysicalCopyState, RawDataFileState
 from ccat_hpc.engine.api import verify
-from ccat_hpc.jobs.batches import create_batch
 from ccat_hpc.jobs.package_batch import packages_waiting, plan_new_packages
-from ccat_hpc.jobs.runner import run_task
 from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.intake import file_path
-from ccat_hpc.pipeline.package_task import PACKAGE_STATES, package_task
-from ccat_hpc.sites.schema import SlurmProfile
+from ccat_hpc.pipeline.package_task import PACKAGE_STATES
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from tests import step_runs
 from tests.integration.test_checksum_step import run_batch as run_checksum
 
 F = RawDataFileState
@@ -61,31 +59,10 @@ def buffer(data_root: Path) -> Path:
     return folder
 
 
-def run_package(factory: sessionmaker[Session], tasks: int = 1) -> tuple[int, list[int]] | None:
-    """Plan and claim as `step package` does, then run the tasks here (as `job run`)."""
+def run_package(factory: sessionmaker[Session]) -> tuple[int, list[int]] | None:
+    """Plan and claim as `step package` does, then run the task here (as `job run`)."""
     plan_new_packages(factory, None)
-    with transaction(factory) as session:
-        waiting = packages_waiting(session, None)
-        claimed = step_items.claim(session, RawDataPackage, [i for i, _ in waiting], PACKAGE_STATES)
-        if not claimed:
-            return None
-        plan = [claimed[i::tasks] for i in range(tasks) if claimed[i::tasks]]
-        batch = create_batch(
-            session,
-            "package",
-            plan,
-            executor="local",
-            profile=SlurmProfile(),
-            working_dir=Path(".").resolve(),
-        )
-        batch_id = batch.id
-        step_items.assign(session, RawDataPackage, claimed, batch_id)
-    codes = [
-        run_task(factory, "package", batch_id, index, {"package": package_task}, {})
-        for index in range(len(plan))
-    ]
-    assert codes == [0] * len(plan)
-    return batch_id, claimed
+    return step_runs.run_step(factory, "package", packages_waiting, Path(".").resolve())
 
 
 def backoff_passed(factory: sessionmaker[Session]) -> None:
@@ -239,20 +216,9 @@ def test_a_task_that_dies_gives_its_packages_back_and_the_rerun_builds_them(
     observe(loaded_factory, data_root, tmp_path, "280GHz")
     run_checksum(loaded_factory)
     plan_new_packages(loaded_factory, None)
-    with transaction(loaded_factory) as session:
-        claimed = step_items.claim(
-            session, RawDataPackage, [i for i, _ in packages_waiting(session, None)], PACKAGE_STATES
-        )
-        batch = create_batch(
-            session,
-            "package",
-            [claimed],
-            executor="local",
-            profile=SlurmProfile(),
-            working_dir=tmp_path,
-        )
-        step_items.assign(session, RawDataPackage, claimed, batch.id)
-        batch_id = batch.id
+    found = step_runs.claim(loaded_factory, "package", packages_waiting, tmp_path)
+    assert found is not None
+    batch_id, claimed = found
     with transaction(loaded_factory) as session:
         assert step_items.release(session, RawDataPackage, claimed, PACKAGE_STATES, batch_id) == 1
         assert step_items.release(session, RawDataPackage, claimed, PACKAGE_STATES, batch_id) == 0
@@ -355,19 +321,9 @@ def test_a_package_task_killed_mid_build_leaves_no_package_and_the_rerun_builds_
     observe(loaded_factory, data_root, tmp_path, "280GHz", files=3, size=6 * 1024 * 1024)
     run_checksum(loaded_factory)
     plan_new_packages(loaded_factory, None)
-    with transaction(loaded_factory) as session:
-        ids = [i for i, _ in packages_waiting(session, None)]
-        claimed = step_items.claim(session, RawDataPackage, ids, PACKAGE_STATES)
-        batch = create_batch(
-            session,
-            "package",
-            [claimed],
-            executor="local",
-            profile=SlurmProfile(),
-            working_dir=tmp_path,
-        )
-        step_items.assign(session, RawDataPackage, claimed, batch.id)
-        batch_id = batch.id
+    found = step_runs.claim(loaded_factory, "package", packages_waiting, tmp_path)
+    assert found is not None
+    batch_id, claimed = found
     url = loaded_factory.kw["bind"].url.render_as_string(hide_password=False)
     died = subprocess.run(
         [sys.executable, "-c", DYING_PACKAGE_TASK, url, str(batch_id)],

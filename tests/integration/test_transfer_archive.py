@@ -37,16 +37,14 @@ from ccat_hpc.db.models import (
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PackageState, PhysicalCopyState, RawDataFileState, TransferState
 from ccat_hpc.jobs.archive_batch import archives_waiting
-from ccat_hpc.jobs.batches import create_batch
-from ccat_hpc.jobs.runner import run_task
 from ccat_hpc.pipeline import archive_task as archive_module
 from ccat_hpc.pipeline import step_items
-from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES, archive_task
-from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES, transfer_task
+from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
+from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES
 from ccat_hpc.pipeline.transferring import transfers_waiting
 from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
-from ccat_hpc.sites.schema import SlurmProfile
 from ccat_hpc.storage.factory import backend_for
+from tests import step_runs
 from tests.conftest import REPO
 from tests.integration.test_bundle_step import run_bundle, set_pipeline
 from tests.integration.test_checksum_step import run_batch as run_checksum
@@ -120,23 +118,9 @@ def bundled(
 
 
 def run_step(factory: sessionmaker[Session], kind: str, tmp_path: Path) -> list[int] | None:
-    model, states, waiting, handler = {
-        "transfer": (DataTransferPackage, TRANSFER_STATES, transfers_waiting, transfer_task),
-        "archive": (DataTransferPackage, ARCHIVE_STATES, archives_waiting, archive_task),
-    }[kind]
-    with transaction(factory) as session:
-        ids = [i for i, _ in waiting(session, None)]
-        claimed = step_items.claim(session, model, ids, states)
-        if not claimed:
-            return None
-        batch = create_batch(
-            session, kind, [claimed], executor="local", profile=SlurmProfile(), working_dir=tmp_path
-        )
-        batch_id = batch.id
-        step_items.assign(session, model, claimed, batch_id)
-    code = run_task(factory, kind, batch_id, 0, {kind: handler}, dict(os.environ))
-    assert code == 0
-    return claimed
+    waiting = {"transfer": transfers_waiting, "archive": archives_waiting}[kind]
+    found = step_runs.run_step(factory, kind, waiting, tmp_path, os.environ)
+    return None if found is None else found[1]
 
 
 def all_rows(factory: sessionmaker[Session], model: type) -> list:  # type: ignore[type-arg]
@@ -296,15 +280,10 @@ def test_a_dtp_damaged_at_the_destination_is_sent_again_and_archived_once(
     assert_archived_exactly(sites, sources, data_root)
 
 
-def claim_batch(factory: sessionmaker[Session], kind: str, tmp_path: Path) -> int:
-    with transaction(factory) as session:
-        ids = [i for i, _ in transfers_waiting(session, None)]
-        claimed = step_items.claim(session, DataTransferPackage, ids, TRANSFER_STATES)
-        batch = create_batch(
-            session, kind, [claimed], executor="local", profile=SlurmProfile(), working_dir=tmp_path
-        )
-        step_items.assign(session, DataTransferPackage, claimed, batch.id)
-        return int(batch.id)
+def claim_transfer(factory: sessionmaker[Session], tmp_path: Path) -> int:
+    found = step_runs.claim(factory, "transfer", transfers_waiting, tmp_path)
+    assert found is not None
+    return found[0]
 
 
 DYING_TASK = """
@@ -331,7 +310,7 @@ def test_a_transfer_killed_mid_copy_leaves_no_final_name_and_the_rerun_completes
     bundled(sites, data_root, tmp_path)
     (dtp,) = all_rows(sites, DataTransferPackage)
     final = data_root / "cologne-buffer-01" / dtp.relative_path
-    batch_id = claim_batch(sites, "transfer", tmp_path)
+    batch_id = claim_transfer(sites, tmp_path)
     url = sites.kw["bind"].url.render_as_string(hide_password=False)
     died = subprocess.run(
         [sys.executable, "-c", DYING_TASK, url, str(batch_id)],
@@ -559,19 +538,9 @@ def test_an_archive_task_killed_mid_upload_is_finished_by_the_rerun(
     set_method(sites, "copy")
     sources = bundled(sites, data_root, tmp_path)
     run_step(sites, "transfer", tmp_path)
-    with transaction(sites) as session:
-        ids = [i for i, _ in archives_waiting(session, None)]
-        claimed = step_items.claim(session, DataTransferPackage, ids, ARCHIVE_STATES)
-        batch = create_batch(
-            session,
-            "archive",
-            [claimed],
-            executor="local",
-            profile=SlurmProfile(),
-            working_dir=tmp_path,
-        )
-        step_items.assign(session, DataTransferPackage, claimed, batch.id)
-        batch_id = batch.id
+    found = step_runs.claim(sites, "archive", archives_waiting, tmp_path)
+    assert found is not None
+    batch_id, claimed = found
     url = sites.kw["bind"].url.render_as_string(hide_password=False)
     died = subprocess.run(
         [sys.executable, "-c", DYING_ARCHIVE_TASK, url, str(batch_id)],
@@ -598,7 +567,6 @@ def test_an_archive_task_killed_mid_upload_is_finished_by_the_rerun(
 def test_a_transfer_that_fails_is_retried_after_its_backoff_then_left_for_an_operator(
     sites: sessionmaker[Session], data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ccat_hpc.pipeline import step_items as items
     from ccat_hpc.transfer import methods
 
     set_method(sites, "copy")
@@ -616,24 +584,8 @@ def test_a_transfer_that_fails_is_retried_after_its_backoff_then_left_for_an_ope
     monkeypatch.setattr(methods.LocalCopy, "copy", flaky)
 
     def attempt() -> list[int] | None:
-        with transaction(sites) as session:
-            ids = [i for i, _ in transfers_waiting(session, None)]
-            claimed = items.claim(session, DataTransferPackage, ids, TRANSFER_STATES)
-            if not claimed:
-                return None
-            batch = create_batch(
-                session,
-                "transfer",
-                [claimed],
-                executor="local",
-                profile=SlurmProfile(),
-                working_dir=tmp_path,
-                site_name="chile",
-            )
-            items.assign(session, DataTransferPackage, claimed, batch.id)
-            batch_id = batch.id
-        assert run_task(sites, "transfer", batch_id, 0, {"transfer": transfer_task}, {}) == 0
-        return claimed
+        found = step_runs.run_step(sites, "transfer", transfers_waiting, tmp_path, site="chile")
+        return None if found is None else found[1]
 
     assert attempt() is not None  # fails
     (dtp,) = all_rows(sites, DataTransferPackage)
@@ -662,19 +614,7 @@ def test_after_its_last_try_an_item_waits_for_an_operator_until_told_to_retry(
     (data_root / "cologne-buffer-01").rmdir()  # not mounted
     with transaction(sites) as session:  # its last allowed try (5 by default) is now
         session.execute(update(DataTransferPackage).values(attempts=4))
-        ids = [i for i, _ in transfers_waiting(session, None)]
-        claimed = items.claim(session, DataTransferPackage, ids, TRANSFER_STATES)
-        batch = create_batch(
-            session,
-            "transfer",
-            [claimed],
-            executor="local",
-            profile=SlurmProfile(),
-            working_dir=tmp_path,
-        )
-        items.assign(session, DataTransferPackage, claimed, batch.id)
-        batch_id = batch.id
-    assert run_task(sites, "transfer", batch_id, 0, {"transfer": transfer_task}, {}) == 0
+    assert step_runs.run_step(sites, "transfer", transfers_waiting, tmp_path) is not None
     (dtp,) = all_rows(sites, DataTransferPackage)
     assert (dtp.state, dtp.failure_retryable, dtp.retry_after) == (P.BUILT, False, None)
     assert "gave up after 5 tries (needs an operator)" in (dtp.failure_reason or "")
