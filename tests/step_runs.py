@@ -3,6 +3,9 @@ step's submission claims them (:func:`ccat_hpc.jobs.step_batches.claim_batch`)."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -70,3 +73,18 @@ def run_step(
     if claimed is not None:
         run_claimed(factory, step, claimed[0], environ)
     return claimed
+
+
+def run_dying_task(factory: sessionmaker[Session], script: str, batch_id: int) -> None:
+    """Run ``script`` (a task that dies with exit status 9 part-way) in its own process,
+    given the ops-db URL and the batch id as its arguments."""
+    url = factory.kw["bind"].url.render_as_string(hide_password=False)
+    repo = Path(__file__).resolve().parents[1]
+    died = subprocess.run(
+        [sys.executable, "-c", script, url, str(batch_id)],
+        env=dict(os.environ, PYTHONPATH=str(repo)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == 9, died.stderr

@@ -313,10 +313,6 @@ run_task(factory, "package", int(sys.argv[2]), 0, {"package": package_task}, {})
 def test_a_package_task_killed_mid_build_leaves_no_package_and_the_rerun_builds_it(
     loaded_factory: sessionmaker[Session], data_root: Path, tmp_path: Path, buffer: Path
 ) -> None:
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
 
     observe(loaded_factory, data_root, tmp_path, "280GHz", files=3, size=6 * 1024 * 1024)
     run_checksum(loaded_factory)
@@ -324,15 +320,7 @@ def test_a_package_task_killed_mid_build_leaves_no_package_and_the_rerun_builds_
     found = step_runs.claim(loaded_factory, "package", packages_waiting, tmp_path)
     assert found is not None
     batch_id, claimed = found
-    url = loaded_factory.kw["bind"].url.render_as_string(hide_password=False)
-    died = subprocess.run(
-        [sys.executable, "-c", DYING_PACKAGE_TASK, url, str(batch_id)],
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert died.returncode == 9, died.stderr
+    step_runs.run_dying_task(loaded_factory, DYING_PACKAGE_TASK, batch_id)
     (package,) = packages(loaded_factory)
     assert package.state == P.BUILDING
     assert not (buffer / package.relative_path).exists()  # only a partial file, if any

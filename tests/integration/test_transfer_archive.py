@@ -8,7 +8,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -311,15 +310,7 @@ def test_a_transfer_killed_mid_copy_leaves_no_final_name_and_the_rerun_completes
     (dtp,) = all_rows(sites, DataTransferPackage)
     final = data_root / "cologne-buffer-01" / dtp.relative_path
     batch_id = claim_transfer(sites, tmp_path)
-    url = sites.kw["bind"].url.render_as_string(hide_password=False)
-    died = subprocess.run(
-        [sys.executable, "-c", DYING_TASK, url, str(batch_id)],
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert died.returncode == 9, died.stderr
+    step_runs.run_dying_task(sites, DYING_TASK, batch_id)
     partials = list(final.parent.glob(f".{final.name}.transfer-*"))
     assert not final.exists() and len(partials) == 1
     assert [h.state for h in all_rows(sites, DataTransfer)] == [T.RUNNING]
@@ -541,15 +532,7 @@ def test_an_archive_task_killed_mid_upload_is_finished_by_the_rerun(
     found = step_runs.claim(sites, "archive", archives_waiting, tmp_path)
     assert found is not None
     batch_id, claimed = found
-    url = sites.kw["bind"].url.render_as_string(hide_password=False)
-    died = subprocess.run(
-        [sys.executable, "-c", DYING_ARCHIVE_TASK, url, str(batch_id)],
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert died.returncode == 9, died.stderr
+    step_runs.run_dying_task(sites, DYING_ARCHIVE_TASK, batch_id)
     assert [u.state for u in all_rows(sites, LongTermArchiveTransfer)] == [T.RUNNING]
     in_archive = list((data_root / "cologne-archive").rglob("*.tar"))
     assert [p.name.startswith(".ccat-partial-") for p in in_archive] == [True]  # only a partial
