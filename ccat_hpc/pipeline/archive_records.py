@@ -195,6 +195,4 @@ def retransfer(session: Session, dtp_id: int, batch_id: int, reason: str) -> Non
             DataTransferPackagePhysicalCopy.state == PhysicalCopyState.VERIFIED,
         )
     ):
-        gone = "No such file" in reason
-        state = PhysicalCopyState.MISSING if gone else PhysicalCopyState.CORRUPT
-        copies.found_bad(session, copy.id, state, reason)
+        copies.found_bad(session, copy.id, copies.problem_state(reason), reason)

@@ -29,7 +29,7 @@ from ccat_hpc.db.models import (
     RawDataPackage,
     RawDataPackagePhysicalCopy,
 )
-from ccat_hpc.db.states import PackageState, PhysicalCopyState
+from ccat_hpc.db.states import PackageState
 from ccat_hpc.db.transitions import move
 from ccat_hpc.engine.api import build
 from ccat_hpc.engine.build import BuildResult
@@ -132,8 +132,7 @@ def _free_packages(session: Session, job: BundleJob, reason: str) -> None:
     package_id = culprit(job.specs, job.package_ids, reason)
     if package_id is not None:
         copy = copies.copy_at(session, RawDataPackagePhysicalCopy, package_id, job.location_id)
-        gone = "cannot open" in reason and "No such file" in reason
-        state = PhysicalCopyState.MISSING if gone else PhysicalCopyState.CORRUPT
+        state = copies.problem_state(reason)
         if copy is not None:
             copies.found_bad(session, copy.id, state, reason)
         move(

@@ -91,3 +91,13 @@ def found_bad(session: Session, copy_id: int, state: PhysicalCopyState, reason: 
         state,
         failure_reason=reason,
     )
+
+
+def vanished(reason: str) -> bool:
+    """Whether the engine's message says the file was gone (MISSING), not damaged."""
+    return "cannot open" in reason and "No such file" in reason
+
+
+def problem_state(reason: str) -> PhysicalCopyState:
+    """The state of a copy found bad for ``reason``: MISSING when gone, else CORRUPT."""
+    return PhysicalCopyState.MISSING if vanished(reason) else PhysicalCopyState.CORRUPT

@@ -171,7 +171,7 @@ def _free_files(session: Session, job: PackageJob, reason: str) -> None:
     )
     file_id = culprit(job.specs, job.file_ids, reason)
     if file_id is not None:
-        state = RawDataFileState.MISSING if _vanished(reason) else RawDataFileState.CORRUPT
+        state = RawDataFileState.MISSING if copies.vanished(reason) else RawDataFileState.CORRUPT
         move(
             session,
             RawDataFile,
@@ -187,10 +187,6 @@ def _free_files(session: Session, job: PackageJob, reason: str) -> None:
         .values(raw_data_package_id=None)
         .execution_options(synchronize_session=False)
     )
-
-
-def _vanished(reason: str) -> bool:
-    return "cannot open" in reason and "No such file" in reason
 
 
 def _mark_source_copy(session: Session, file_id: int, state: RawDataFileState, reason: str) -> None:
