@@ -5,14 +5,17 @@
 #   scripts/services.sh down   stop what `up` started (by PID file, nothing else)
 #   scripts/services.sh env    print `export` lines with the services' URLs
 #   scripts/services.sh status one line per service
+#   scripts/services.sh restart-postgres   stop and start PostgreSQL (fault tests)
 #
 # Services: PostgreSQL (ops-db) as a throwaway cluster, a single-node Slurm cluster
 # with accounting (scripts/slurm-cluster.sh: slurm-wlm, munge, slurmdbd, MariaDB), an
 # S3 server for the long-term archive (scripts/s3-server.sh: SeaweedFS), and an ssh
-# server on 127.0.0.1 for rsync over ssh (scripts/ssh-server.sh: openssh-server).
+# server on 127.0.0.1 for rsync over ssh (scripts/ssh-server.sh: openssh-server), and a
+# metrics server (scripts/victoria-metrics.sh: Debian's victoria-metrics).
 # Everything lives below $CCAT_HPC_SERVICES_DIR (default /tmp/ccat-hpc-services).
 # Ports: $CCAT_HPC_PG_PORT (default 55432), $CCAT_HPC_SLURM_PORT (default 56817-56819),
-# $CCAT_HPC_S3_PORT (default 58300-58309), $CCAT_HPC_SSH_PORT (default 58322).
+# $CCAT_HPC_S3_PORT (default 58300-58309), $CCAT_HPC_SSH_PORT (default 58322),
+# $CCAT_HPC_METRICS_PORT (default 58428).
 set -euo pipefail
 
 SERVICES_DIR="${CCAT_HPC_SERVICES_DIR:-${TMPDIR:-/tmp}/ccat-hpc-services}"
@@ -21,6 +24,7 @@ PG_DIR="$SERVICES_DIR/postgres"
 SLURM="$(dirname "$0")/slurm-cluster.sh"
 S3="$(dirname "$0")/s3-server.sh"
 SSH="$(dirname "$0")/ssh-server.sh"
+METRICS="$(dirname "$0")/victoria-metrics.sh"
 export CCAT_HPC_SERVICES_DIR="$SERVICES_DIR"
 
 log() { echo "services: $*" >&2; }
@@ -115,6 +119,7 @@ print_env() {
     "$SLURM" env
     "$S3" env
     "$SSH" env
+    "$METRICS" env
 }
 
 print_status() {
@@ -126,12 +131,14 @@ print_status() {
     "$SLURM" status
     "$S3" status
     "$SSH" status
+    "$METRICS" status
 }
 
 case "${1:-}" in
-    up) mkdir -p "$SERVICES_DIR"; postgres_up; "$SLURM" up; "$S3" up; "$SSH" up ;;
-    down) "$SSH" down; "$S3" down; "$SLURM" down; postgres_down ;;
+    up) mkdir -p "$SERVICES_DIR"; postgres_up; "$SLURM" up; "$S3" up; "$SSH" up; "$METRICS" up ;;
+    down) "$METRICS" down; "$SSH" down; "$S3" down; "$SLURM" down; postgres_down ;;
+    restart-postgres) postgres_down; postgres_up ;;  # fault tests: ops-db goes away mid-run
     env) print_env ;;
     status) print_status ;;
-    *) echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|env|status|restart-postgres" >&2; exit 2 ;;
 esac

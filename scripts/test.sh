@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything the tests need and run the whole suite: Debian packages (xxh128sum,
 # Open MPI), .venv with test tools and mpi4py, the real services (scripts/services.sh:
-# PostgreSQL, Slurm, SeaweedFS for S3, sshd), then ruff, mypy and pytest (arguments go to pytest).
+# PostgreSQL, Slurm, SeaweedFS for S3, sshd, victoria-metrics), then ruff, mypy and
+# pytest (arguments go to pytest).
 # Services this script started are stopped at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages first: mpi4py (extra "mpi") links to the system's Open MPI.
 scripts/system-packages.sh
-scripts/bootstrap.sh test dev mpi submitit s3
+scripts/bootstrap.sh test dev mpi submitit s3 metrics
 
 # (status is read whole: `grep -q` would close the pipe early and fail it under pipefail)
 if [[ "$(scripts/services.sh status)" == *stopped* ]]; then
@@ -16,7 +17,7 @@ if [[ "$(scripts/services.sh status)" == *stopped* ]]; then
 fi
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
-export CCAT_HPC_REQUIRE_SERVICES=postgres,tools,mpi,slurm,s3,ssh
+export CCAT_HPC_REQUIRE_SERVICES=postgres,tools,mpi,slurm,s3,ssh,metrics
 # Open MPI refuses to start ranks as root unless told that it is meant (CI runs as root).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
