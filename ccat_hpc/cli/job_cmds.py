@@ -22,11 +22,12 @@ from ccat_hpc.cli.job_support import (
     output_options,
     site_profile,
     task_environment,
+    task_store,
     wait_and_report,
 )
 from ccat_hpc.cli.params import ROW_ID
 from ccat_hpc.db.states import JobBatchState
-from ccat_hpc.errors import NotFoundError
+from ccat_hpc.errors import DatabaseUnavailable, NotFoundError
 from ccat_hpc.executors.process import ExecutorError, UnknownJob
 from ccat_hpc.jobs.kinds import job_kind, job_kinds
 from ccat_hpc.text import one_line
@@ -51,12 +52,13 @@ def job() -> None:
 @pass_app
 def run(app: AppContext, kind: str, batch_id: int, task_index: int | None) -> None:
     """Run one task of batch BATCH (what every job template calls)."""
-    from ccat_hpc.engine.mpi import world
+    from ccat_hpc.cli.main import db_error_line
+    from ccat_hpc.jobs.ranks import task_world
     from ccat_hpc.jobs.runner import run_task, task_index_from
 
     job_kind(kind)  # an unknown kind is refused before anything is read
     kinds = job_kinds()
-    comm = world()
+    comm = task_world()
     if comm is not None and comm.Get_rank() != 0:
         helper = kinds[kind].other_ranks
         if helper is not None:
@@ -64,7 +66,14 @@ def run(app: AppContext, kind: str, batch_id: int, task_index: int | None) -> No
         return
     index = task_index if task_index is not None else task_index_from(os.environ)
     handlers = {name: k.handler for name, k in kinds.items()}
-    sys.exit(run_task(app.sessions(), kind, batch_id, index, handlers))
+    store = task_store(app)
+    try:
+        code = run_task(store, kind, batch_id, index, handlers)
+    except store.operational_errors as exc:  # the direct connection's, as SQLAlchemy's are
+        raise DatabaseUnavailable(db_error_line(exc, app.db_url)) from exc
+    finally:
+        store.close()
+    sys.exit(code)
 
 
 def _parameters(

@@ -17,6 +17,7 @@ from ccat_hpc.executors.factory import EXECUTORS, default_executor_name
 
 if TYPE_CHECKING:
     from ccat_hpc.executors.base import Executor
+    from ccat_hpc.jobs.task_rows import TaskStore
     from ccat_hpc.sites.schema import SlurmProfile
 
 FC = TypeVar("FC", bound=Callable[..., Any])
@@ -88,6 +89,21 @@ def absolute_workdir(workdir: Path) -> Path:
 def task_environment(app: AppContext) -> dict[str, str]:
     """What every task needs from the submitter: where ops-db is (never put into a script)."""
     return {"CCAT_HPC_DB": app.db_url}
+
+
+def task_store(app: AppContext) -> TaskStore:
+    """Where `job run` records its task: a direct connection to ops-db (no SQLAlchemy)
+    when one opens on the current schema, else SQLAlchemy's sessions, which say why not
+    if ops-db cannot be used. Handlers get the sessions, made when they first ask."""
+    from ccat_hpc.config import parse_db_url
+    from ccat_hpc.jobs.direct_db import open_direct
+    from ccat_hpc.jobs.task_rows import TaskStore
+    from ccat_hpc.pipeline.tasks import LazySessions
+
+    direct = open_direct(parse_db_url(app.db_url))
+    if direct is None:
+        return TaskStore(app.sessions())
+    return TaskStore(LazySessions(app.sessions), direct)
 
 
 def site_profile(app: AppContext, site: str | None, kind: str) -> SlurmProfile:

@@ -7,6 +7,9 @@ RawDataPackages (:mod:`ccat_hpc.pipeline.package_task`, every rank of an MPI tas
 together); ``bundle``, ``transfer`` and ``archive`` are the steps after it. A kind whose
 work items are claimed in ops-db when its batch is created (checksum: the files)
 says how to give back the items of a task that ended without its outcome.
+
+Nothing here imports a kind's handler module, SQLAlchemy or MPI: a kind's code is
+imported when one of its tasks runs, so ``ccat-hpc job run noop`` loads none of it.
 """
 
 from __future__ import annotations
@@ -18,13 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from ccat_hpc.errors import UsageError
 from ccat_hpc.pipeline.tasks import Handler, TaskContext, TaskFailure
 
 if TYPE_CHECKING:
     from mpi4py.MPI import Intracomm
+    from sqlalchemy.orm import Session
 
 ParameterCheck = Callable[[Mapping[str, Any]], None]
 
@@ -194,10 +196,14 @@ def job_kind(name: str) -> JobKind:
     return kind
 
 
+def gives_back_items(kind: str, items: Sequence[Any]) -> bool:
+    """Whether a task of ``kind`` holding ``items`` has claimed items to give back."""
+    known = job_kinds().get(kind)
+    return known is not None and known.release is not None and bool(items)
+
+
 def release_items(session: Session, kind: str, items: Sequence[Any], batch_id: int) -> int:
     """Give back the items ``batch_id`` holds, of a task of ``kind`` that ended without its
     outcome."""
-    known = job_kinds().get(kind)
-    if known is None or known.release is None or not items:
-        return 0
-    return known.release(session, items, batch_id)
+    release = job_kinds()[kind].release if gives_back_items(kind, items) else None
+    return 0 if release is None else release(session, items, batch_id)

@@ -9,6 +9,9 @@ success), so Slurm's view and ops-db agree and ``afterok`` dependencies hold. SI
 its claimed items are given back and the task's row is left to the tracker, which
 records what the executor says happened (TIMEOUT, CANCELLED). The task log gets one
 timestamped line when the task starts and one when it ends.
+
+The task's own rows are read and moved with plain SQL (:mod:`ccat_hpc.jobs.task_rows`),
+so a task whose handler needs no ORM (noop, sleep, mpi) never imports SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -18,21 +21,18 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
-from ccat_hpc.db.base import utcnow
-from ccat_hpc.db.models import JobBatch, JobTask
-from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import JobBatchState, JobTaskState
-from ccat_hpc.db.transitions import move, move_row
 from ccat_hpc.errors import NotFoundError
-from ccat_hpc.jobs.kinds import release_items
+from ccat_hpc.jobs.kinds import gives_back_items, release_items
+from ccat_hpc.jobs.task_rows import JOB_BATCH, JOB_TASK, TaskRow, TaskRows, TaskStore
 from ccat_hpc.logline import log_line
+from ccat_hpc.metrics import MetricsSink, emit, series, sink_from_env
 from ccat_hpc.pipeline.tasks import (
     Handler,
     StopRequest,
@@ -41,8 +41,13 @@ from ccat_hpc.pipeline.tasks import (
     TaskInterrupted,
 )
 
-__all__ = ["TaskContext", "TaskFailure", "run_task", "task_index_from"]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
+__all__ = ["TaskContext", "TaskFailure", "TaskStore", "run_task", "task_index_from"]
+
+#: where a task records itself: a store, or ops-db's sessions
+OpsDb: TypeAlias = "TaskStore | sessionmaker[Session]"
 
 #: a task may start while its batch is still being recorded as submitted (PENDING)
 RUNNABLE_BATCH_STATES = (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
@@ -75,16 +80,22 @@ def external_id(environ: Mapping[str, str]) -> str | None:
     return f"{job}_{task}" if job and task else environ.get("SLURM_JOB_ID")
 
 
-def _task_row(session: Session, batch_id: int, task_index: int) -> JobTask:
-    task = session.scalars(
-        select(JobTask).where(JobTask.batch_id == batch_id, JobTask.task_index == task_index)
-    ).one_or_none()
+def _store(ops_db: OpsDb) -> TaskStore:
+    return ops_db if isinstance(ops_db, TaskStore) else TaskStore(ops_db)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _task_row(rows: TaskRows, batch_id: int, task_index: int) -> TaskRow:
+    task = rows.task(batch_id, task_index)
     if task is None:
         raise NotFoundError(f"batch {batch_id} has no task {task_index}")
     return task
 
 
-def _check_runnable(task: JobTask, running_as: str | None) -> None:
+def _check_runnable(task: TaskRow, running_as: str | None) -> None:
     """A task runs once at a time: PENDING, or RUNNING again only as the same array task
     (Slurm requeues it under the same job id after a node failure or preemption)."""
     where = f"task {task.task_index} of batch {task.batch_id}"
@@ -101,15 +112,16 @@ def _check_runnable(task: JobTask, running_as: str | None) -> None:
 
 
 def start_task(
-    factory: sessionmaker[Session],
+    ops_db: OpsDb,
     kind: str,
     batch_id: int,
     task_index: int,
     environ: Mapping[str, str],
 ) -> TaskContext:
     """Mark the task (and its batch, if first) RUNNING and return what its handler needs."""
-    with transaction(factory) as session:
-        batch = session.get(JobBatch, batch_id)
+    store = _store(ops_db)
+    with store.rows() as rows:
+        batch = rows.batch(batch_id)
         if batch is None:
             raise NotFoundError(f"no job batch {batch_id}")
         if batch.kind != kind:
@@ -120,28 +132,35 @@ def start_task(
                 f"batch {batch_id} is {batch.state.value}: its tasks do not run any more"
                 f"{given_back} (submit the work again)"
             )
-        task = _task_row(session, batch_id, task_index)
+        task = _task_row(rows, batch_id, task_index)
         _check_runnable(task, external_id(environ))
-        attempts = task.attempts + 1
-        if not move_row(
-            session,
-            task,
+        if not rows.move(
+            JOB_TASK,
+            task.id,
+            task.state,
             JobTaskState.RUNNING,
-            attempts=attempts,
-            started_at=utcnow(),
+            attempts=task.attempts + 1,
+            started_at=_utcnow(),
             finished_at=None,
             host=socket.gethostname(),
             external_id=external_id(environ),
         ):
-            raise TaskFailure(f"task {task_index} of batch {batch_id} is {task.state.value}")
-        move(session, JobBatch, [batch_id], JobBatchState.SUBMITTED, JobBatchState.RUNNING)
-        return TaskContext(
-            factory, batch_id, task_index, list(task.items), dict(batch.parameters), environ
-        )
+            now = _task_row(rows, batch_id, task_index)  # who got there first
+            raise TaskFailure(f"task {task_index} of batch {batch_id} is {now.state.value}")
+        rows.move(JOB_BATCH, batch_id, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
+    return TaskContext(
+        store.sessions,
+        batch_id,
+        task_index,
+        list(task.items),
+        dict(batch.parameters),
+        environ,
+        executor=batch.executor,
+    )
 
 
 def finish_task(
-    factory: sessionmaker[Session],
+    ops_db: OpsDb,
     context: TaskContext,
     kind: str,
     state: JobTaskState,
@@ -152,25 +171,30 @@ def finish_task(
     exit_code: int = 0,
 ) -> None:
     """Record the outcome; a failed task gives back the items it did not finish."""
-    with transaction(factory) as session:
-        task = _task_row(session, context.batch_id, context.task_index)
-        if task.state != JobTaskState.RUNNING:
-            return  # the tracker or a cancel got there first; its record stands
-        move_row(
-            session,
-            task,
-            state,
-            finished_at=utcnow(),
-            result=result,
-            reason=reason,
-            retryable=retryable,
-            exit_code=exit_code,
-        )
-        if state != JobTaskState.SUCCEEDED:
+    store = _store(ops_db)
+    values = {"result": result, "reason": reason, "retryable": retryable, "exit_code": exit_code}
+    if state == JobTaskState.SUCCEEDED or not gives_back_items(kind, context.items):
+        with store.rows() as rows:
+            _record_end(rows, context, state, values)
+        return
+    with store.with_session() as (rows, session):
+        if _record_end(rows, context, state, values):
             release_items(session, kind, context.items, context.batch_id)
 
 
-def give_back(factory: sessionmaker[Session], context: TaskContext, kind: str) -> None:
+def _record_end(
+    rows: TaskRows, context: TaskContext, state: JobTaskState, values: dict[str, Any]
+) -> bool:
+    """Move the RUNNING task to ``state``; False when the tracker or a cancel got there
+    first (its record stands)."""
+    task = _task_row(rows, context.batch_id, context.task_index)
+    if task.state != JobTaskState.RUNNING:
+        return False
+    rows.move(JOB_TASK, task.id, task.state, state, finished_at=_utcnow(), **values)
+    return True
+
+
+def give_back(ops_db: OpsDb, context: TaskContext, kind: str) -> None:
     """Release the task's claimed items; its outcome is left to the executor's verdict.
 
     A task stopped by a signal (time limit, cancel) keeps its RUNNING row: the tracker
@@ -178,8 +202,10 @@ def give_back(factory: sessionmaker[Session], context: TaskContext, kind: str) -
     still RUNNING gives anything back: if the tracker has already recorded its end, the
     items were given back then and may belong to another batch now.
     """
-    with transaction(factory) as session:
-        task = _task_row(session, context.batch_id, context.task_index)
+    if not gives_back_items(kind, context.items):
+        return
+    with _store(ops_db).with_session() as (rows, session):
+        task = _task_row(rows, context.batch_id, context.task_index)
         if task.state == JobTaskState.RUNNING:
             release_items(session, kind, context.items, context.batch_id)
 
@@ -202,7 +228,7 @@ def stop_on_sigterm(stop: StopRequest) -> Iterator[None]:
 
 
 def run_task(
-    factory: sessionmaker[Session],
+    ops_db: OpsDb,
     kind: str,
     batch_id: int,
     task_index: int,
@@ -213,7 +239,46 @@ def run_task(
     handler = handlers.get(kind)
     if handler is None:
         raise TaskFailure(f"unknown job kind {kind!r}; known: {', '.join(sorted(handlers))}")
-    context = start_task(factory, kind, batch_id, task_index, environ or dict(os.environ))
+    store = _store(ops_db)
+    context = start_task(store, kind, batch_id, task_index, environ or dict(os.environ))
+    metrics = sink_from_env(context.environ)
+    started = time.monotonic()
+    code, result = 1, None  # a handler that raised: failed
+    try:
+        code, result = _run_handler(store, context, kind, handler)
+    finally:
+        outcome = "done" if code == 0 else "failed"
+        _emit_task(metrics, context, kind, outcome, time.monotonic() - started, result)
+    return code
+
+
+def _emit_task(
+    metrics: MetricsSink,
+    context: TaskContext,
+    kind: str,
+    outcome: str,
+    seconds: float,
+    result: Mapping[str, Any] | None,
+) -> None:
+    """The task's point (nothing without a metrics URL); waits briefly to send it."""
+    moved = (result or {}).get("bytes", 0)
+    tags = {"kind": kind, "executor": context.executor or "unknown", "outcome": outcome}
+    emit(
+        metrics,
+        series.TASK,
+        tags,
+        seconds=seconds,
+        items=len(context.items),
+        bytes=moved if isinstance(moved, int) and not isinstance(moved, bool) else 0,
+    )
+    metrics.close(timeout=2.0)
+
+
+def _run_handler(
+    store: TaskStore, context: TaskContext, kind: str, handler: Handler
+) -> tuple[int, dict[str, Any] | None]:
+    """Run the handler and record the outcome: (exit code, its result)."""
+    batch_id, task_index = context.batch_id, context.task_index
     name = f"task {task_index} of batch {batch_id} ({kind})"
     log_line(f"{name}: started on {socket.gethostname()}, {len(context.items)} item(s)")
     try:
@@ -221,12 +286,12 @@ def run_task(
             result = handler(context)
     except TaskInterrupted as exc:
         log_line(f"{name}: {exc}; what it finished is recorded, the rest given back")
-        give_back(factory, context, kind)
-        return 128 + exc.signal_number
+        give_back(store, context, kind)
+        return 128 + exc.signal_number, None
     except TaskFailure as exc:
         log_line(f"{name}: failed: {exc}")
         finish_task(
-            factory,
+            store,
             context,
             kind,
             JobTaskState.FAILED,
@@ -234,14 +299,14 @@ def run_task(
             retryable=exc.retryable,
             exit_code=1,
         )
-        return 1
+        return 1, None
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         log_line(f"{name}: failed: {reason}")
         finish_task(
-            factory, context, kind, JobTaskState.FAILED, reason=reason, retryable=True, exit_code=1
+            store, context, kind, JobTaskState.FAILED, reason=reason, retryable=True, exit_code=1
         )
         raise
-    finish_task(factory, context, kind, JobTaskState.SUCCEEDED, result=result)
+    finish_task(store, context, kind, JobTaskState.SUCCEEDED, result=result)
     log_line(f"{name}: succeeded: {result}")
-    return 0
+    return 0, result

@@ -4,6 +4,9 @@ A step (checksum, and the steps after it) runs as one task of a job array; the j
 runner (:mod:`ccat_hpc.jobs.runner`) builds the context from the task's row in ops-db
 and records the outcome. The types live here, with the steps, so the steps never
 depend on the runner that calls them.
+
+Nothing here imports SQLAlchemy: a task whose handler opens no session (noop, sleep,
+mpi) gets its sessions as :class:`LazySessions`, made the first time a handler asks.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ccat_hpc.errors import CcatHpcError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 class TaskFailure(CcatHpcError):
@@ -67,15 +71,44 @@ class StopRequest:
         self.check()
 
 
+class LazySessions:
+    """ops-db's session factory, made by ``make`` when first asked for (then kept)."""
+
+    def __init__(self, make: Callable[[], sessionmaker[Session]]) -> None:
+        self._make = make
+        self._factory: sessionmaker[Session] | None = None
+
+    def get(self) -> sessionmaker[Session]:
+        if self._factory is None:
+            self._factory = self._make()
+        return self._factory
+
+
+#: a session factory, or one made on first use
+Sessions: TypeAlias = "sessionmaker[Session] | LazySessions"
+
+
+def session_factory(sessions: Sessions) -> sessionmaker[Session]:
+    """The session factory of ``sessions`` (made now if it is lazy and not made yet)."""
+    return sessions.get() if isinstance(sessions, LazySessions) else sessions
+
+
 @dataclass(frozen=True)
 class TaskContext:
-    factory: sessionmaker[Session]
+    sessions: Sessions
     batch_id: int
     task_index: int
     items: list[Any]
     parameters: Mapping[str, Any]
     environ: Mapping[str, str]
     stop: StopRequest = field(default_factory=StopRequest)
+    #: where the batch runs (local, slurm): for metrics
+    executor: str = ""
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        """Sessions on ops-db (the ORM is imported when a handler first asks)."""
+        return session_factory(self.sessions)
 
 
 Handler = Callable[[TaskContext], dict[str, Any]]
