@@ -8,11 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.models import (
+    CircuitBreaker,
     DataLocation,
     DataTransfer,
     DataTransferPackage,
     DataTransferPackagePhysicalCopy,
     ExecutedObsUnit,
+    JobBatch,
     LongTermArchiveTransfer,
     PhysicalCopy,
     RawDataFile,
@@ -21,7 +23,8 @@ from ccat_hpc.db.models import (
     RawDataPackagePhysicalCopy,
     StagingJob,
 )
-from ccat_hpc.db.states import RawDataFileState
+from ccat_hpc.db.states import BreakerState, JobBatchState, RawDataFileState
+from ccat_hpc.pipeline.placement import buffer_fills
 from ccat_hpc.step_status import render_steps, step_counts, step_failures
 from ccat_hpc.units import human_bytes
 
@@ -99,6 +102,60 @@ def _problem_files(session: Session, limit: int = SHOWN_PROBLEMS) -> list[dict[s
     ]
 
 
+OPEN_BATCHES = (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
+
+
+def _running_batches(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(JobBatch).where(JobBatch.state.in_(OPEN_BATCHES)).order_by(JobBatch.id)
+    )
+    return [
+        {
+            "id": b.id,
+            "kind": b.kind,
+            "executor": b.executor,
+            "state": b.state.value,
+            "tasks": b.task_count,
+            "submitted_at": b.submitted_at.isoformat() if b.submitted_at else None,
+        }
+        for b in rows
+    ]
+
+
+def _open_breakers(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(CircuitBreaker)
+        .where(CircuitBreaker.state != BreakerState.CLOSED)
+        .order_by(CircuitBreaker.name)
+    )
+    return [
+        {
+            "scope": b.scope,
+            "name": b.name,
+            "state": b.state.value,
+            "opened_at": b.opened_at.isoformat() if b.opened_at else None,
+            "failures": b.failures,
+            "reason": b.reason,
+        }
+        for b in rows
+    ]
+
+
+def _buffers(session: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "site": f.site,
+            "location": f.location,
+            "used_bytes": f.used_bytes,
+            "capacity_bytes": f.capacity_bytes,
+            "fill": round(f.fill, 4),
+            "full": f.full,
+        }
+        for f in buffer_fills(session)
+        if f.capacity_bytes
+    ]
+
+
 def collect_status(session: Session) -> dict[str, Any]:
     """A JSON-ready snapshot of ops-db."""
     return {
@@ -113,6 +170,9 @@ def collect_status(session: Session) -> dict[str, Any]:
         "physical_copies": _copy_counts(session),
         "steps": step_counts(session),
         "step_failures": step_failures(session),
+        "running_batches": _running_batches(session),
+        "open_breakers": _open_breakers(session),
+        "buffers": _buffers(session),
     }
 
 
@@ -158,6 +218,7 @@ def render_status(status: dict[str, Any]) -> str:
         lines += _section(title, status[key])
     lines += _problem_lines(status)
     lines += render_steps(status["steps"], status["step_failures"])
+    lines += _scheduler_lines(status)
     lines.append("")
     lines.append("physical copies by location:")
     if not status["physical_copies"]:
@@ -168,3 +229,30 @@ def render_status(status: dict[str, Any]) -> str:
             f"{row['count']:>8}   {human_bytes(row['bytes'])}"
         )
     return "\n".join(lines)
+
+
+def _scheduler_lines(status: dict[str, Any]) -> list[str]:
+    """Running batches, open breakers and buffer fill (each only when there is any)."""
+    lines: list[str] = []
+    if status["running_batches"]:
+        lines += ["", "running batches:"]
+        lines += [
+            f"  batch {b['id']:<6} {b['kind']:<10} {b['executor']:<6} {b['state']:<10} "
+            f"{b['tasks']} task(s)"
+            for b in status["running_batches"]
+        ]
+    if status["open_breakers"]:
+        lines += ["", "open breakers (no work goes there; `ccat-hpc breaker reset NAME`):"]
+        lines += [
+            f"  {b['scope']} {b['name']}: {b['state']} since {b['opened_at']}, "
+            f"{b['failures']} failure(s), last: {b['reason']}"
+            for b in status["open_breakers"]
+        ]
+    if status["buffers"]:
+        lines += ["", "buffers:"]
+        lines += [
+            f"  {b['location']:<28} {b['fill']:>6.0%} of {human_bytes(b['capacity_bytes'])}"
+            + ("   FULL: new data goes elsewhere" if b["full"] else "")
+            for b in status["buffers"]
+        ]
+    return lines

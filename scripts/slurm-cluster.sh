@@ -76,6 +76,9 @@ MpiDefault=pmix
 MailProg=/bin/true
 ReturnToService=2
 MaxArraySize=1001
+# a job requeued after its node failed waits cred_expire + 1 s before it runs again
+# (120 s by default): short here, so the node-failure tests do not wait minutes
+AuthInfo=cred_expire=10
 NodeName=localhost NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
@@ -176,7 +179,10 @@ slurm_up() {
 
 cluster_up() {
     ensure_installed
+    # every daemon, accounting included: a MariaDB that died alone is started again
     if running "$DIR/run/slurmctld.pid" slurmctld && running "$DIR/run/slurmd.pid" slurmd \
+        && running "$DIR/run/slurmdbd.pid" slurmdbd \
+        && running "$DIR/mysql/data/mysqld.pid" mysqld \
         && SLURM_CONF="$CONF" scontrol ping >/dev/null 2>&1; then
         log "Slurm already running (SLURM_CONF=$CONF)"
         return 0

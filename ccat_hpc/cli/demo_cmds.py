@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.catalog.loader import example_catalog_path, load_catalog_file
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.cli.job_support import JOBS_DIR_ENV
 from ccat_hpc.config import DB_ENV_VAR, redact_url
 from ccat_hpc.db import migrate
+from ccat_hpc.db.models import JobBatch
 from ccat_hpc.db.session import transaction
 from ccat_hpc.executors.local import STATE_ROOT_ENV
 from ccat_hpc.jobs.step_batches import JobSetup
@@ -88,32 +91,36 @@ def _setup(executor_name: str, app: AppContext, kind: str) -> JobSetup:
     )
 
 
-def _run_step(app: AppContext, name: str, executor_name: str) -> StepRun:
-    """Submit the step's batch, follow it to the end, and say what happened."""
-    from ccat_hpc.jobs.tracking import wait_for_batch
+def _run_scheduler(app: AppContext, executor_name: str) -> list[StepRun]:
+    """The scheduler loop, until a pass finds nothing to do; the time each step took."""
+    from ccat_hpc.scheduler.loop import run as run_loop
 
-    submit = _submitters()[name]
     factory = app.sessions()
-    setup = _setup(executor_name, app, name)
-    started = time.monotonic()
-    submitted = submit(factory, setup)
-    if submitted is None:
-        click.echo(f"{name}: nothing to do")
-        return StepRun(name, time.monotonic() - started, 0)
-    summary = wait_for_batch(factory, submitted.batch_id, setup.executor, poll_seconds=0.3)
-    seconds = time.monotonic() - started
-    items = len(submitted.item_ids)
-    click.echo(
-        f"batch {submitted.batch_id}: {items} item(s) in {submitted.tasks} task(s): "
-        f"{summary.counts_text()} ({seconds:.1f} s)"
+    passes = run_loop(
+        factory,
+        lambda step: _setup(executor_name, app, step),
+        interval=0.5,
+        once=False,
+        dry_run=False,
+        stop=threading.Event(),
+        until_idle=True,
     )
-    return StepRun(name, seconds, items)
+    click.echo(f"the scheduler is idle after {passes} pass(es)")
+    return _step_runs(factory)
 
 
-def _submitters() -> dict[str, Any]:
-    from ccat_hpc.scheduler.loop import submitter
-
-    return {step: submitter(step) for step in PIPELINE_STEPS}
+def _step_runs(factory: sessionmaker[Session]) -> list[StepRun]:
+    """Per step: from its first batch's submission to its last batch's end, and items."""
+    runs = []
+    with transaction(factory) as session:
+        for step in PIPELINE_STEPS:
+            batches = session.scalars(select(JobBatch).where(JobBatch.kind == step)).all()
+            starts = [b.submitted_at for b in batches if b.submitted_at]
+            ends = [b.finished_at for b in batches if b.finished_at]
+            seconds = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+            items = sum(len(task.items) for b in batches for task in b.tasks)
+            runs.append(StepRun(step, seconds, items))
+    return runs
 
 
 def _demo_environment(workdir: Path) -> dict[str, str]:
@@ -150,14 +157,11 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
         "ccat-hpc job list                          # the job arrays of the steps",
         f"ccat-hpc simulate-observation --drop-into {shlex.quote(str(inbox))}",
         f"ccat-hpc watch {shlex.quote(str(inbox))} --once --stable-seconds 0",
-        "ccat-hpc step checksum --wait              # then step package, bundle, transfer, archive",
-        "ccat-hpc scheduler run --once              # or: one scheduler pass runs what is ready",
+        "ccat-hpc scheduler run --until-idle        # every step for what is ready, then exit",
+        "ccat-hpc breaker list                      # routes and archives that stopped taking work",
     ]
     click.echo("\n".join(f"  {line}" for line in lines))
-    click.echo(
-        "Not built yet: staging to PROCESSING, cleanup, and the scheduler's breakers and "
-        "metrics (README: What exists today)."
-    )
+    click.echo("Not built yet: staging to PROCESSING and cleanup (README: What exists today).")
 
 
 @click.command()
@@ -179,7 +183,8 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
 )
 @pass_app
 def demo(app: AppContext, workdir: Path, file_count: int, file_size: int, executor: str) -> None:
-    """Observe, file, checksum, package, bundle, transfer and archive, then show status.
+    """Observe and file, then the scheduler loop checksums, packages, bundles, transfers
+    and archives until nothing is left; then status.
 
     Everything stays below WORKDIR: its own SQLite ops-db (unless --db is given
     explicitly), the sites' folders, manifests and job files; $CCAT_HPC_DB and
@@ -215,10 +220,12 @@ def demo(app: AppContext, workdir: Path, file_count: int, file_size: int, execut
     for outcome in watch_once(factory, inbox, stable_seconds=0.0).outcomes:
         click.echo(f"{outcome.status.value} {outcome.path.name}: {outcome.message}")
     _make_folders(data_root)
-    runs = []
-    for name, what in PIPELINE:
-        _step(f"{name}: {what} ({executor} executor)")
-        runs.append(_run_step(app, name, executor))
+    _step(
+        "the scheduler loop: "
+        + "; ".join(f"{name}: {what}" for name, what in PIPELINE)
+        + f" ({executor} executor)"
+    )
+    runs = _run_scheduler(app, executor)
     _step("status")
     with transaction(factory) as session:
         snapshot = collect_status(session)

@@ -39,6 +39,10 @@ from ccat_hpc.redact import redact_url, scrub
 #: name → ("module:attribute", one line of help). A command's module (and SQLAlchemy,
 #: pydantic, alembic) is imported only when that command runs or shows its help.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "breaker": (
+        "ccat_hpc.cli.breaker_cmds:breaker",
+        "List and reset the circuit breakers of routes and locations.",
+    ),
     "catalog": ("ccat_hpc.cli.catalog_cmds:catalog", "Load and list the observation catalog."),
     "checksum": (
         "ccat_hpc.cli.checksum_cmds:checksum",

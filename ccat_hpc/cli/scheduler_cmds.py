@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -33,6 +34,11 @@ def scheduler() -> None:
 @click.option("--once", is_flag=True, help="One pass, then exit (for cron and tests).")
 @click.option("--dry-run", is_flag=True, help="Print what a pass would do; change nothing.")
 @click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Stop after a pass with nothing to follow or submit (batch runs, the demo).",
+)
+@click.option(
     "--interval",
     type=SECONDS,
     default=30.0,
@@ -54,6 +60,7 @@ def run(
     app: AppContext,
     once: bool,
     dry_run: bool,
+    until_idle: bool,
     interval: float,
     steps: tuple[str, ...],
     executor: str,
@@ -69,6 +76,8 @@ def run(
     the pass at hand.
     """
     from ccat_hpc.jobs.step_batches import JobSetup
+    from ccat_hpc.metrics import sink_from_env
+    from ccat_hpc.scheduler.loop import breaker_policy
     from ccat_hpc.scheduler.loop import run as run_loop
 
     jobs = absolute_workdir(workdir)
@@ -83,6 +92,7 @@ def run(
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    metrics = sink_from_env(os.environ)
     previous = signal.signal(signal.SIGTERM, request_stop)
     try:
         run_loop(
@@ -93,6 +103,10 @@ def run(
             dry_run=dry_run,
             stop=stop,
             steps=steps or STEP_NAMES,
+            policy=breaker_policy(app.sessions(), site),
+            metrics=metrics,
+            until_idle=until_idle,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
+        metrics.close()

@@ -213,6 +213,24 @@ class JobTaskState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class BreakerState(enum.StrEnum):
+    """A circuit breaker of one endpoint (a route, or a location such as an S3 archive).
+
+    CLOSED ──▶ OPEN ──▶ HALF_OPEN ──▶ CLOSED
+      ▲          ▲  │        │
+      │          │  └────────┼──▶ CLOSED (an operator's reset)
+      │          └───────────┘  (the probe failed)
+      └─ (an operator's reset of a HALF_OPEN breaker too)
+
+    OPEN: no work goes to the endpoint. HALF_OPEN: one probe item goes; its success
+    closes the breaker, its failure opens it again for another cool-down.
+    """
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
 class LogLevel(enum.StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -233,6 +251,7 @@ _T = TransferState
 _S = StagingJobState
 _B = JobBatchState
 _J = JobTaskState
+_R = BreakerState
 
 TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]]] = {
     _F: _machine(
@@ -319,6 +338,14 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
             "cancelled": (),
         },
         _J,
+    ),
+    _R: _machine(
+        {
+            "closed": ("open",),
+            "open": ("half_open", "closed"),
+            "half_open": ("closed", "open"),
+        },
+        _R,
     ),
 }
 

@@ -11,6 +11,7 @@ from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission, claim_and_submi
 from ccat_hpc.jobs.tracking import track_unfinished
 from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
+from ccat_hpc.pipeline.endpoints import archive_endpoints, gated
 
 #: a task archives DTPs up to this many bytes
 BYTES_PER_TASK = 200 * 10**9
@@ -44,14 +45,17 @@ def archives_waiting(session: Session, site: str | None) -> list[tuple[int, int]
 def submit_archive(
     factory: sessionmaker[Session], setup: JobSetup, bytes_per_task: int | None = None
 ) -> StepSubmission | None:
-    """Claim every DTP ready for the archive and submit one batch; None when none waits."""
+    """Claim every DTP ready for the archive (whose archive's breaker lets work through)
+    and submit one batch; None when none waits."""
     track_unfinished(factory, "archive", setup.executor)
     submitted = claim_and_submit(
         factory,
         "archive",
         DataTransferPackage,
         ARCHIVE_STATES,
-        lambda session: archives_waiting(session, setup.site),
+        lambda session: gated(
+            session, archives_waiting(session, setup.site), archive_endpoints, setup.gate
+        ),
         bytes_per_task or BYTES_PER_TASK,
         setup,
     )

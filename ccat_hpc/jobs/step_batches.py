@@ -8,7 +8,7 @@ and only its tasks record them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,10 +18,11 @@ from ccat_hpc.executors.base import Executor
 from ccat_hpc.jobs.batches import create_batch, submit_batch
 from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.checksum import plan_tasks
+from ccat_hpc.pipeline.endpoints import Gate
 from ccat_hpc.sites.schema import SlurmProfile
 
 #: (id, bytes) of the items waiting for the step, oldest first
-WaitingItems = Callable[[Session], list[tuple[int, int]]]
+WaitingItems = Callable[[Session], Sequence[tuple[int, int]]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class JobSetup:
     working_dir: Path
     profile: SlurmProfile
     site: str | None = None
+    #: endpoints whose circuit breaker holds work back (the scheduler's; open: none)
+    gate: Gate = field(default_factory=Gate)
 
 
 def claim_batch(
@@ -58,7 +61,9 @@ def claim_batch(
     site: str | None = None,
 ) -> tuple[int, list[int], int] | None:
     """Claim the waiting ``items`` (id, bytes) into one new batch (the caller commits):
-    (batch, items claimed, tasks), or None when another claimed them all first."""
+    (batch, items claimed, tasks), or None when another claimed them all first. Probe
+    items of a breaker's gate (:class:`ccat_hpc.pipeline.endpoints.Admitted`) are
+    claimed without counting a try."""
     claimed = set(step_items.claim(session, model, [i for i, _ in items], states))
     if not claimed:
         return None
@@ -72,7 +77,8 @@ def claim_batch(
         working_dir=working_dir,
         site_name=site,
     )
-    step_items.assign(session, model, sorted(claimed), batch.id)
+    probes: frozenset[int] = getattr(items, "probes", frozenset())
+    step_items.assign(session, model, sorted(claimed), batch.id, uncounted=probes)
     return int(batch.id), sorted(claimed), len(tasks)
 
 

@@ -36,7 +36,7 @@ from ccat_hpc.db.models import (
     RawDataPackage,
     RawDataPackagePhysicalCopy,
 )
-from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState
+from ccat_hpc.db.states import PhysicalCopyState, RawDataFileState
 from ccat_hpc.db.transitions import move
 from ccat_hpc.engine.api import build
 from ccat_hpc.engine.build import BuildResult
@@ -51,7 +51,7 @@ from ccat_hpc.pipeline.build_items import (
     new_counts,
     run_item,
 )
-from ccat_hpc.pipeline.placement import best_location, folder_storage
+from ccat_hpc.pipeline.placement import buffer_for_writing, folder_storage
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import StorageError
 
@@ -130,9 +130,9 @@ def prepare(session: Session, package_id: int, batch_id: int) -> PackageJob | No
     if not files:
         raise BuildProblem(f"{package.name}: has no files", retryable=False)
     source = session.get_one(DiskDataLocation, files[0].source_location_id)
-    buffer = best_location(session, source.site_id, LocationType.BUFFER)
+    buffer = buffer_for_writing(session, source.site_id)
     if buffer is None:
-        raise BuildProblem(f"no active BUFFER at site {source.site.name}", retryable=True)
+        raise BuildProblem(f"no active BUFFER with room at site {source.site.name}", retryable=True)
     try:
         output = folder_storage(buffer).local_path(package.relative_path, create_folders=True)
     except StorageError as exc:

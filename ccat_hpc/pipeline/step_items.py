@@ -16,7 +16,7 @@ to the next step). Functions take a session and never commit.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -72,15 +72,25 @@ def claim(session: Session, model: StepItem, ids: Sequence[int], states: StepSta
     return sorted(move(session, model, list(ids), states.waiting, states.working))
 
 
-def assign(session: Session, model: StepItem, ids: Sequence[int], batch_id: int) -> None:
-    """Name ``batch_id`` on claimed items and count the attempt."""
-    for start in range(0, len(ids), 5000):
-        session.execute(
-            update(model)
-            .where(model.id.in_(ids[start : start + 5000]))
-            .values(claimed_by_batch_id=batch_id, attempts=model.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
+def assign(
+    session: Session,
+    model: StepItem,
+    ids: Sequence[int],
+    batch_id: int,
+    uncounted: Collection[int] = (),
+) -> None:
+    """Name ``batch_id`` on claimed items and count the attempt (not for ``uncounted``
+    ones: probes of an endpoint whose breaker is half-open)."""
+    counted = [i for i in ids if i not in uncounted]
+    free = [i for i in ids if i in uncounted]
+    for group, tries in ((counted, model.attempts + 1), (free, model.attempts)):
+        for start in range(0, len(group), 5000):
+            session.execute(
+                update(model)
+                .where(model.id.in_(group[start : start + 5000]))
+                .values(claimed_by_batch_id=batch_id, attempts=tries)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def release(
@@ -250,7 +260,11 @@ def fail_unfinished_attempts(
     condition: ColumnElement[bool],
     reason: str,
 ) -> None:
-    """Attempts a dead task left RUNNING (or VERIFYING) are FAILED with ``reason``."""
+    """Attempts a dead task left RUNNING (or VERIFYING) are FAILED with ``reason``.
+
+    Their ``failure_retryable`` stays None: the task died, which says nothing about the
+    endpoint, so these failures do not count towards its circuit breaker.
+    """
     unfinished = (TransferState.RUNNING, TransferState.VERIFYING)
     running = list(session.scalars(select(model.id).where(condition, model.state.in_(unfinished))))
     move(
@@ -261,5 +275,5 @@ def fail_unfinished_attempts(
         TransferState.FAILED,
         finished_at=utcnow(),
         failure_reason=reason,
-        failure_retryable=True,
+        failure_retryable=None,
     )

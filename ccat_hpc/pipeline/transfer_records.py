@@ -46,6 +46,8 @@ class HopJob:
     log_path: Path
     #: the ssh command that reaches ``host`` ($CCAT_RSYNC_SSH)
     ssh: str = DEFAULT_SSH
+    #: the route's name (for metrics)
+    route: str = ""
 
 
 def forget_unfinished(session: Session, dtp_id: int) -> None:

@@ -35,6 +35,7 @@ from ccat_hpc.db.states import TransferState
 from ccat_hpc.engine.api import verify
 from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.logline import log_line
+from ccat_hpc.metrics import MetricsSink, emit, series, sink_from_env
 from ccat_hpc.pipeline import copies, failures, step_items
 from ccat_hpc.pipeline import transfer_records as records
 from ccat_hpc.pipeline.placement import folder_storage
@@ -66,13 +67,19 @@ class NoLongerHeld(Exception):
 def transfer_task(context: TaskContext) -> dict[str, Any]:
     """Move every DTP the task holds to its destination; one outcome per DTP."""
     counts = {"arrived": 0, "hops": 0, "retry": 0, "skipped": 0, "bytes": 0}
-    for dtp_id in context.items:
-        context.stop.check()
-        _move_one(context, int(dtp_id), counts)
+    metrics = sink_from_env(context.environ)
+    try:
+        for dtp_id in context.items:
+            context.stop.check()
+            _move_one(context, int(dtp_id), counts, metrics)
+    finally:
+        metrics.close()
     return counts
 
 
-def _move_one(context: TaskContext, dtp_id: int, counts: dict[str, int]) -> None:
+def _move_one(
+    context: TaskContext, dtp_id: int, counts: dict[str, int], metrics: MetricsSink
+) -> None:
     while True:
         try:
             with transaction(context.factory) as session:
@@ -82,7 +89,7 @@ def _move_one(context: TaskContext, dtp_id: int, counts: dict[str, int]) -> None
             return
         if job is None:
             break
-        if not _run_hop(context, job, counts):
+        if not _run_hop(context, job, counts, metrics):
             return
         context.stop.check()
     with transaction(context.factory) as session:
@@ -128,6 +135,7 @@ def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
         copy_id=copy_id,
         origin_copy_id=records.copy_id_at(session, dtp_id, hop.origin.id),
         method=route.method,
+        route=route.name,
         streams=int(settings.get("transfer_streams", 4)),
         source=source,
         # one partial per attempt: a writer a dead task left behind never shares it
@@ -147,7 +155,9 @@ def _log_path(session: Session, batch_id: int, name: str, transfer_id: int) -> P
     return folder / f"{name}.{transfer_id}.log"
 
 
-def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
+def _run_hop(
+    context: TaskContext, job: HopJob, counts: dict[str, int], metrics: MetricsSink
+) -> bool:
     """Copy, verify, publish and record one hop; False when it failed (recorded)."""
     started = time.monotonic()
     job = replace(job, ssh=context.environ.get("CCAT_RSYNC_SSH") or DEFAULT_SSH)
@@ -173,6 +183,14 @@ def _run_hop(context: TaskContext, job: HopJob, counts: dict[str, int]) -> bool:
         records.record_success(session, job, copied, seconds)
     counts["hops"] += 1
     counts["bytes"] += copied
+    emit(
+        metrics,
+        series.TRANSFER,
+        {"route": job.route, "method": job.method},
+        bytes=copied,
+        seconds=seconds,
+        rate_mb_s=copied / seconds / 1e6,
+    )
     log_line(
         f"{job.name}: {job.method} to {job.final.parent}: {copied} bytes in {seconds:.1f} s "
         f"({copied / seconds / 1e6:.0f} MB/s), verified"

@@ -23,9 +23,9 @@ from ccat_hpc.db.models import (
     DataTransferRoute,
     Site,
 )
-from ccat_hpc.db.states import LocationType, PackageState, PhysicalCopyState, RouteType
+from ccat_hpc.db.states import PackageState, PhysicalCopyState, RouteType
 from ccat_hpc.pipeline import step_items
-from ccat_hpc.pipeline.placement import best_location
+from ccat_hpc.pipeline.placement import buffer_for_writing
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def next_hop(session: Session, dtp: DataTransferPackage) -> Hop | str | None:
     destination = _hop_destination(session, route, destination_site)
     if destination is None:
         site = session.get_one(Site, destination_site)
-        return f"no active BUFFER at site {site.name}"
+        return f"no active BUFFER with room at site {site.name}"
     return Hop(held[origin_site], destination)
 
 
@@ -111,7 +111,7 @@ def _hop_destination(
 ) -> DataLocation | None:
     if site_id == route.destination_site_id and route.destination_location_id is not None:
         return session.get_one(DataLocation, route.destination_location_id)
-    return best_location(session, site_id, LocationType.BUFFER)
+    return buffer_for_writing(session, site_id)
 
 
 def transfers_waiting(session: Session, site: str | None) -> list[tuple[int, int]]:

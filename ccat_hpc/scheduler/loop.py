@@ -1,12 +1,14 @@
 """The scheduler loop: snapshot → plan → apply, then sleep; SIGTERM ends it after a pass.
 
-Applying a plan follows each open batch (its dead tasks give their items back) and calls
-each step's submission, which claims what it takes atomically in ops-db. Nothing here
-decides anything: :func:`ccat_hpc.scheduler.plan.plan` does.
+Applying a plan writes the breaker changes, follows each open batch (its dead tasks
+give their items back) and calls each step's submission, which claims what it takes
+atomically in ops-db (through the breakers' gate). Nothing here decides anything:
+:func:`ccat_hpc.scheduler.plan.plan` does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import threading
 import time
@@ -14,16 +16,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ccat_hpc.db.models import Site
+from ccat_hpc.db.reasons import operational_error_reason
 from ccat_hpc.db.session import transaction
-from ccat_hpc.errors import CcatHpcError
+from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable
 from ccat_hpc.executors.base import Executor
 from ccat_hpc.executors.factory import make_executor
 from ccat_hpc.jobs.step_batches import JobSetup
 from ccat_hpc.jobs.tracking import track_batch
 from ccat_hpc.logline import log_line
-from ccat_hpc.scheduler.plan import STEPS, Follow, Plan, plan
+from ccat_hpc.metrics import MetricsSink, NullSink
+from ccat_hpc.scheduler.breaker_records import apply_change
+from ccat_hpc.scheduler.breakers import BreakerPolicy
+from ccat_hpc.scheduler.pass_metrics import emit_pass
+from ccat_hpc.scheduler.plan import STEPS, Follow, Plan, Snapshot, plan
 from ccat_hpc.scheduler.snapshot import take_snapshot
 
 #: step → "module:function" of its submission (each takes a factory and a JobSetup)
@@ -39,9 +49,20 @@ SUBMITTERS = {
 @dataclass
 class PassReport:
     plan: Plan
+    snapshot: Snapshot
     submitted: dict[str, int] = field(default_factory=dict)  # step → batch id
     idle: list[str] = field(default_factory=list)  # steps that found nothing to claim
     errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def breaker_policy(factory: sessionmaker[Session], site: str | None) -> BreakerPolicy:
+    """The breaker settings of ``site`` (the defaults without one)."""
+    if site is None:
+        return BreakerPolicy()
+    with transaction(factory) as session:
+        settings = session.scalar(select(Site.settings).where(Site.name == site)) or {}
+    return BreakerPolicy.from_settings(settings.get("pipeline", {}))
 
 
 def submitter(step: str) -> Callable[..., Any]:
@@ -55,21 +76,37 @@ def one_pass(
     *,
     steps: Sequence[str] = STEPS,
     dry_run: bool = False,
+    policy: BreakerPolicy | None = None,
 ) -> PassReport:
     """Take a snapshot, plan, and (unless ``dry_run``) apply the plan."""
+    started = time.monotonic()
     with transaction(factory) as session:
-        actions = plan(take_snapshot(session, steps))
-    report = PassReport(actions)
-    if dry_run:
-        return report
+        snapshot = take_snapshot(session, steps, policy)
+        actions = plan(snapshot)
+    report = PassReport(actions, snapshot)
+    if not dry_run:
+        _apply(factory, setup_for, report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _apply(
+    factory: sessionmaker[Session], setup_for: Callable[[str], JobSetup], report: PassReport
+) -> None:
+    actions = report.plan
+    if actions.breakers:
+        with transaction(factory) as session:
+            for change in actions.breakers:
+                apply_change(session, change, report.snapshot.now)
     for follow in actions.follow:
         try:
             track_batch(factory, follow.batch_id, _executor(setup_for, follow))
         except CcatHpcError as exc:
             report.errors.append(f"batch {follow.batch_id}: {exc}")
     for action in actions.submit:
+        setup = dataclasses.replace(setup_for(action.step), gate=action.gate)
         try:
-            submitted = submitter(action.step)(factory, setup_for(action.step))
+            submitted = submitter(action.step)(factory, setup)
         except CcatHpcError as exc:
             report.errors.append(f"{action.step}: {exc}")
             continue
@@ -77,7 +114,6 @@ def one_pass(
             report.idle.append(action.step)
         else:
             report.submitted[action.step] = submitted.batch_id
-    return report
 
 
 def _executor(setup_for: Callable[[str], JobSetup], follow: Follow) -> Executor:
@@ -90,7 +126,8 @@ def _executor(setup_for: Callable[[str], JobSetup], follow: Follow) -> Executor:
 def describe(report: PassReport, dry_run: bool) -> list[str]:
     """What a pass did (or, dry, would do), one line each."""
     verb = "would" if dry_run else "did"
-    lines = [f"{verb}: {action.describe()}" for action in report.plan.follow]
+    lines = [f"{verb}: {change.describe()}" for change in report.plan.breakers]
+    lines += [f"{verb}: {action.describe()}" for action in report.plan.follow]
     for action in report.plan.submit:
         outcome = ""
         if not dry_run:
@@ -98,8 +135,45 @@ def describe(report: PassReport, dry_run: bool) -> list[str]:
             outcome = f" → batch {batch}" if batch else " → nothing ready to claim yet"
         lines.append(f"{verb}: {action.describe()}{outcome}")
     lines += [f"held back: {step}: {why}" for step, why in report.plan.held_back.items()]
+    lines += [f"warning: {warning}" for warning in report.plan.warnings]
     lines += [f"error: {error}" for error in report.errors]
     return lines or ["nothing to do"]
+
+
+def _emit(sink: MetricsSink, factory: sessionmaker[Session], report: PassReport) -> None:
+    try:
+        emit_pass(
+            sink,
+            factory,
+            report.snapshot,
+            seconds=report.seconds,
+            submitted=len(report.submitted),
+            errors=len(report.errors),
+        )
+    except CcatHpcError as exc:  # ops-db busy: the next pass writes its points
+        log_line(f"metrics of this pass skipped: {exc}")
+
+
+def _pass_or_outage(
+    factory: sessionmaker[Session],
+    setup_for: Callable[[str], JobSetup],
+    steps: Sequence[str],
+    dry_run: bool,
+    policy: BreakerPolicy | None,
+    number: int,
+    once: bool,
+) -> PassReport | None:
+    """One pass; None when ops-db could not be reached (a restart, a failover): the
+    loop goes on and the next pass tries again (the connection pool is renewed). With
+    ``once`` the error is raised (a single pass must say that it failed)."""
+    try:
+        return one_pass(factory, setup_for, steps=steps, dry_run=dry_run, policy=policy)
+    except (DatabaseUnavailable, OperationalError, InterfaceError) as exc:
+        if once:
+            raise
+        reason = operational_error_reason(exc) if isinstance(exc, DBAPIError) else str(exc)
+        log_line(f"pass {number}: ops-db unavailable ({reason}); trying again next pass")
+        return None
 
 
 def run(
@@ -111,16 +185,25 @@ def run(
     dry_run: bool,
     stop: threading.Event,
     steps: Sequence[str] = STEPS,
+    policy: BreakerPolicy | None = None,
+    metrics: MetricsSink | None = None,
+    until_idle: bool = False,
 ) -> int:
-    """Passes until ``stop`` is set (after the pass at hand) or, with ``once``, one pass."""
+    """Passes until ``stop`` is set (after the pass at hand) or, with ``once``, one pass;
+    with ``until_idle`` until a pass finds nothing to follow, submit or change (items
+    still waiting out a backoff are left for a later run)."""
     passes = 0
     while True:
         started = time.monotonic()
-        report = one_pass(factory, setup_for, steps=steps, dry_run=dry_run)
         passes += 1
-        for line in describe(report, dry_run):
-            log_line(f"pass {passes}: {line}", error=False)
-        if once or stop.is_set():
+        report = _pass_or_outage(factory, setup_for, steps, dry_run, policy, passes, once)
+        if report is not None:
+            if not dry_run:
+                _emit(metrics or NullSink(), factory, report)
+            for line in describe(report, dry_run):
+                log_line(f"pass {passes}: {line}", error=False)
+        idle = report is not None and report.plan.empty
+        if once or stop.is_set() or (until_idle and idle):
             return passes
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
         if stop.is_set():

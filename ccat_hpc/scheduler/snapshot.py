@@ -8,13 +8,28 @@ years of data ops-db holds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ccat_hpc.db.models import DataTransferPackage, JobBatch, RawDataFile, RawDataPackage
-from ccat_hpc.db.states import JobBatchState, PackageState, RawDataFileState
+from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.models import (
+    CircuitBreaker,
+    DataLocation,
+    DataTransfer,
+    DataTransferPackage,
+    DataTransferRoute,
+    JobBatch,
+    LongTermArchiveTransfer,
+    RawDataFile,
+    RawDataPackage,
+)
+from ccat_hpc.db.states import JobBatchState, PackageState, RawDataFileState, TransferState
+from ccat_hpc.pipeline.endpoints import LOCATION, ROUTE, EndpointKey, archive_endpoints
+from ccat_hpc.pipeline.placement import buffer_fills
 from ccat_hpc.pipeline.step_items import ready_now
+from ccat_hpc.scheduler.breakers import Attempt, Breaker, BreakerPolicy
 from ccat_hpc.scheduler.plan import STEPS, OpenBatch, Snapshot
 
 OPEN_BATCH_STATES = (JobBatchState.PENDING, JobBatchState.SUBMITTED, JobBatchState.RUNNING)
@@ -75,5 +90,92 @@ def open_batches(session: Session) -> list[OpenBatch]:
     return [OpenBatch(i, kind, executor) for i, kind, executor in rows]
 
 
-def take_snapshot(session: Session, steps: Sequence[str] = STEPS) -> Snapshot:
-    return Snapshot(waiting_items(session), open_batches(session), tuple(steps))
+def breakers(session: Session) -> list[Breaker]:
+    rows = session.scalars(select(CircuitBreaker).order_by(CircuitBreaker.id))
+    return [
+        Breaker(
+            EndpointKey(row.scope, row.target_id, row.name),
+            row.name,
+            row.state,
+            row.opened_at,
+            row.half_opened_at,
+            row.closed_at,
+            row.reason,
+        )
+        for row in rows
+    ]
+
+
+def recent_attempts(session: Session, since: datetime) -> list[Attempt]:
+    """Transfer hops (by route) and uploads (by archive location) that ended after
+    ``since``, but not those whose task died (``failure_retryable`` None)."""
+    ended = (TransferState.SUCCEEDED, TransferState.FAILED)
+    attempts: list[Attempt] = []
+    for model, scope, target, name in (
+        (DataTransfer, ROUTE, DataTransferRoute.id, DataTransferRoute.name),
+        (LongTermArchiveTransfer, LOCATION, DataLocation.id, DataLocation.name),
+    ):
+        on = (
+            DataTransferRoute.id == DataTransfer.route_id
+            if scope == ROUTE
+            else DataLocation.id == LongTermArchiveTransfer.destination_location_id
+        )
+        rows = session.execute(
+            select(target, name, model.finished_at, model.state, model.failure_reason)
+            .join_from(model, target.table, on)
+            .where(
+                model.finished_at > since,
+                model.state.in_(ended),
+                (model.state == TransferState.SUCCEEDED) | model.failure_retryable.is_not(None),
+            )
+        ).all()
+        attempts += [
+            Attempt(EndpointKey(scope, i, n), at, state == TransferState.SUCCEEDED, reason or "")
+            for i, n, at, state, reason in rows
+            if at is not None
+        ]
+    return attempts
+
+
+def waiting_at_endpoints(session: Session) -> dict[str, dict[EndpointKey, int]]:
+    """Items ready for transfer (by route) and for the archive (by archive location)."""
+    dtp = DataTransferPackage
+    by_route = session.execute(
+        select(DataTransferRoute.id, DataTransferRoute.name, func.count())
+        .join(dtp, dtp.route_id == DataTransferRoute.id)
+        .where(dtp.state == PackageState.BUILT, ready_now(dtp))
+        .group_by(DataTransferRoute.id, DataTransferRoute.name)
+    ).all()
+    arrived = list(
+        session.scalars(select(dtp.id).where(dtp.state == PackageState.TRANSFERRED, ready_now(dtp)))
+    )
+    by_archive: dict[EndpointKey, int] = {}
+    for key in archive_endpoints(session, arrived).values():
+        by_archive[key] = by_archive.get(key, 0) + 1
+    return {
+        "transfer": {EndpointKey(ROUTE, i, n): count for i, n, count in by_route},
+        "archive": by_archive,
+    }
+
+
+def take_snapshot(
+    session: Session,
+    steps: Sequence[str] = STEPS,
+    policy: BreakerPolicy | None = None,
+    now: datetime | None = None,
+) -> Snapshot:
+    policy = policy or BreakerPolicy()
+    now = now or utcnow()
+    # an open breaker's probe may have ended before the window: look back far enough
+    since = now - timedelta(seconds=max(policy.window_seconds, policy.cooldown_seconds) * 2)
+    return Snapshot(
+        waiting_items(session),
+        open_batches(session),
+        tuple(steps),
+        now=now,
+        policy=policy,
+        breakers=breakers(session),
+        attempts=recent_attempts(session, since),
+        waiting_at=waiting_at_endpoints(session),
+        buffers=buffer_fills(session),
+    )

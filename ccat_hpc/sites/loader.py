@@ -122,6 +122,7 @@ def location_values(
         "description": location.description,
         "instrument_name": location.instrument,
         "retention_days": retention,
+        "capacity_bytes": location.capacity_bytes,
         "data_archive_id": archive_id,
     }
     if location.storage is StorageType.DISK:

@@ -80,6 +80,8 @@ class LocationConfig(Strict):
     description: str = ""
     instrument: str | None = None
     retention_days: int | None = Field(default=None, ge=0)
+    #: bytes it may hold; a BUFFER past the site's buffer_max_fill of it is passed over
+    capacity_bytes: int | None = Field(default=None, ge=1)
     archive: str | None = None
     path: str | None = None
     host: str = ""
@@ -200,6 +202,13 @@ class PipelineSettings(Strict):
     #: ... and after this many tries per step (package, bundle, transfer, archive; 5
     #: for a step not named) it waits for an operator
     max_attempts: dict[str, int] = {}
+    #: a route's or location's breaker opens after this many failures in a row within
+    #: the window, and lets one probe item through after the cool-down
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_window_seconds: float = Field(default=600.0, gt=0)
+    breaker_cooldown_seconds: float = Field(default=300.0, ge=0)
+    #: a BUFFER with a capacity takes no new data past this fraction of it
+    buffer_max_fill: float = Field(default=0.9, gt=0, le=1)
 
 
 class ArchiveConfig(Strict):

@@ -189,7 +189,11 @@ def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: 
     assert [(r["kind"], r["state"], r["count"]) for r in archive] == [
         ("raw_data_package", "verified", 2)
     ]
-    assert "batch 1: 6 item(s) in 1 task(s): 1 succeeded" in result.stdout
+    # the scheduler loop ran every step, and stopped once idle
+    for step in ("checksum", "package", "bundle", "transfer", "archive"):
+        assert f"did: submit {step}:" in result.stdout, step
+    assert "did: submit checksum: 6 item(s) waiting → batch 1" in result.stdout
+    assert "the scheduler is idle after" in result.stdout
     assert "files: 6 of 6 archived" in result.stdout and "time per step: checksum" in result.stdout
     archived = sorted((tmp_path / "demo/data/cologne-archive").rglob("*.tar"))
     assert len(archived) == 2

@@ -1,6 +1,7 @@
 """All ops-db models; importing this module registers every table on ``Base.metadata``."""
 
 from ccat_hpc.db.models.auth import ApiToken, Role, User
+from ccat_hpc.db.models.breakers import CircuitBreaker
 from ccat_hpc.db.models.data import (
     DataArchive,
     DataTransferPackage,
@@ -63,6 +64,7 @@ __all__ = [
     "ChaiModuleConfiguration",
     "ChaiObservationConfiguration",
     "ChaiTiling",
+    "CircuitBreaker",
     "ConstantElevationSource",
     "DataArchive",
     "DataLocation",

@@ -114,7 +114,8 @@ class RawDataFileCheck(IdMixin, Base):
 
     __tablename__ = "raw_data_file_check"
     raw_data_file_id: Mapped[int] = mapped_column(ForeignKey("raw_data_file.id"), index=True)
-    physical_copy_id: Mapped[int | None] = mapped_column(ForeignKey("physical_copy.id"))
+    #: indexed: removing a copy checks this foreign key
+    physical_copy_id: Mapped[int | None] = mapped_column(ForeignKey("physical_copy.id"), index=True)
     job_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
     checked_at: Mapped[datetime]
     outcome: Mapped[RawDataFileState] = mapped_column(state_enum(RawDataFileState))

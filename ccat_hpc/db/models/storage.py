@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ccat_hpc.db.base import Base, CreatedMixin, IdMixin, state_enum
@@ -35,6 +35,9 @@ class DataLocation(IdMixin, CreatedMixin, Base):
     priority: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
     retention_days: Mapped[int | None]
+    #: bytes the location may hold (a BUFFER over its fill level is passed over); None:
+    #: no limit is tracked
+    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Name of the instrument a SOURCE location belongs to (matched at filing time; a name,
     # not a key, because sites are loaded before the catalog).
     instrument_name: Mapped[str | None] = mapped_column(String(100))

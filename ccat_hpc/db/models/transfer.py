@@ -26,9 +26,11 @@ class AttemptMixin:
     attempts: Mapped[int] = mapped_column(default=0)
     retry_after: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
+    #: indexed: the scheduler reads the recent attempts of each endpoint (its breakers)
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    #: after a failure: whether trying again can help
+    #: after a failure: whether trying again can help (None: its task died, so the
+    #: endpoint is not to blame)
     failure_retryable: Mapped[bool | None]
     bytes_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
     #: the job batch that did the move
