@@ -38,20 +38,25 @@ _PACKAGE_STEPS: dict[str, tuple[Any, PackageState, PackageState, tuple[PackageSt
 }
 
 
-def _states(session: Session, model: Any) -> dict[PackageState, tuple[int, int, int]]:
-    """state → (count, waiting out a backoff, waiting for an operator)."""
+def _states(
+    session: Session, model: Any, only: tuple[PackageState, ...] = ()
+) -> dict[PackageState, tuple[int, int, int]]:
+    """state → (count, waiting out a backoff, waiting for an operator); ``only``: just
+    these states (through the state index, not the whole history)."""
     retrying = func.sum(case((model.failure_retryable.is_(True), 1), else_=0))
     held = func.sum(case((model.failure_retryable.is_(False), 1), else_=0))
-    rows = session.execute(
-        select(model.state, func.count(), retrying, held).group_by(model.state)
-    ).all()
+    query = select(model.state, func.count(), retrying, held).group_by(model.state)
+    if only:
+        query = query.where(model.state.in_(only))
+    rows = session.execute(query).all()
     return {state: (int(n), int(r or 0), int(h or 0)) for state, n, r, h in rows}
 
 
-def _checksum_step(session: Session) -> dict[str, int]:
-    rows = dict(
-        session.execute(select(RawDataFile.state, func.count()).group_by(RawDataFile.state)).all()
-    )
+def _checksum_step(session: Session, only: tuple[RawDataFileState, ...] = ()) -> dict[str, int]:
+    query = select(RawDataFile.state, func.count()).group_by(RawDataFile.state)
+    if only:
+        query = query.where(RawDataFile.state.in_(only))
+    rows = dict(session.execute(query).all())
     return {
         "waiting": int(rows.get(F.FILED, 0)),
         "running": int(rows.get(F.CHECKSUMMING, 0)),
@@ -89,6 +94,22 @@ def step_counts(session: Session) -> dict[str, dict[str, int]]:
         )
         or 0
     )
+    return counts
+
+
+#: the states an item is in before its steps are done (what queue depths count)
+UNFINISHED_PACKAGES = tuple(s for s in PackageState if s is not P.ARCHIVED)
+UNFINISHED_FILES = (F.FILED, F.CHECKSUMMING, F.CORRUPT, F.MISSING)
+
+
+def queue_counts(session: Session) -> dict[str, dict[str, int]]:
+    """As :func:`step_counts` without "done": only unfinished items are read, so the cost
+    follows the work waiting, not the archived history (for every scheduler pass)."""
+    packages = _states(session, RawDataPackage, UNFINISHED_PACKAGES)
+    transfers = _states(session, DataTransferPackage, UNFINISHED_PACKAGES)
+    counts = {"checksum": _checksum_step(session, UNFINISHED_FILES)}
+    for step, (model, *_rest) in _PACKAGE_STEPS.items():
+        counts[step] = _package_step(packages if model is RawDataPackage else transfers, step)
     return counts
 
 

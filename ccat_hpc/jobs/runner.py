@@ -32,7 +32,7 @@ from ccat_hpc.errors import NotFoundError
 from ccat_hpc.jobs.kinds import gives_back_items, release_items
 from ccat_hpc.jobs.task_rows import JOB_BATCH, JOB_TASK, TaskRow, TaskRows, TaskStore
 from ccat_hpc.logline import log_line
-from ccat_hpc.metrics import MetricsSink, emit, series, sink_from_env
+from ccat_hpc.metrics import MetricsSink, NullSink, emit, series, sink_or_nothing
 from ccat_hpc.pipeline.tasks import (
     Handler,
     StopRequest,
@@ -241,7 +241,7 @@ def run_task(
         raise TaskFailure(f"unknown job kind {kind!r}; known: {', '.join(sorted(handlers))}")
     store = _store(ops_db)
     context = start_task(store, kind, batch_id, task_index, environ or dict(os.environ))
-    metrics = sink_from_env(context.environ)
+    metrics = sink_or_nothing(context.environ)
     started = time.monotonic()
     code, result = 1, None  # a handler that raised: failed
     try:
@@ -271,7 +271,35 @@ def _emit_task(
         items=len(context.items),
         bytes=moved if isinstance(moved, int) and not isinstance(moved, bool) else 0,
     )
+    if not isinstance(metrics, NullSink) and kind in ITEM_KINDS:
+        _emit_items(metrics, context, kind)
     metrics.close(timeout=2.0)
+
+
+#: the kinds whose items are rows in ops-db (their outcomes are read back for metrics)
+ITEM_KINDS = frozenset({"checksum", "package", "bundle", "transfer", "archive"})
+
+
+def _emit_items(metrics: MetricsSink, context: TaskContext, kind: str) -> None:
+    """A point per outcome of the task's items; never fails the task (a metrics matter)."""
+    from ccat_hpc.db.session import transaction
+    from ccat_hpc.pipeline.item_outcomes import outcomes
+
+    try:
+        with transaction(context.factory) as session:
+            found = outcomes(session, kind, context.items)
+    except Exception as exc:  # ops-db gone meanwhile: the task's outcome is recorded
+        log_line(f"metrics: the outcomes of this task's items were not read: {exc}")
+        return
+    for item in found:
+        emit(
+            metrics,
+            series.ITEMS,
+            {"step": kind, "outcome": item.outcome, "failure_class": item.failure_class},
+            items=item.items,
+            files=item.files,
+            bytes=item.bytes,
+        )
 
 
 def _run_handler(

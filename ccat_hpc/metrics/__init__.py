@@ -14,6 +14,7 @@ from ccat_hpc.metrics.sink import (
     NullSink,
     SinkStats,
     sink_from_env,
+    sink_or_nothing,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "SinkStats",
     "emit",
     "sink_from_env",
+    "sink_or_nothing",
 ]

@@ -28,8 +28,9 @@ ccat_scheduler_pass  (none)                                seconds (float), subm
 ===================  ====================================  =================================
 
 When they are written: ``ccat_task`` once per job task when it ends; ``ccat_items`` when
-a step records the outcome of a batch of items (retry: given back for a later attempt,
-operator: waiting for an operator, failed: given up); ``ccat_transfer`` once per copied
+a step's task ends, one point per outcome of its items as ops-db then holds them (done:
+moved on; retry: waiting again, or given back; operator: waiting for a person; failed:
+given up; files counted for the checksum step); ``ccat_transfer`` once per copied
 package; ``ccat_queue`` (per step), ``ccat_breaker`` (per breaker), ``ccat_buffer`` (per
 buffer) and ``ccat_scheduler_pass`` once each scheduler pass.
 

@@ -193,8 +193,11 @@ def _url_problem(url: str) -> str:
     return ""
 
 
-def sink_from_env(environ: Mapping[str, str]) -> MetricsSink:
-    """An :class:`InfluxSink` when ``CCAT_HPC_METRICS_URL`` is set, else a :class:`NullSink`."""
+def sink_from_env(environ: Mapping[str, str], *, light: bool = False) -> MetricsSink:
+    """An :class:`InfluxSink` when ``CCAT_HPC_METRICS_URL`` is set, else a :class:`NullSink`.
+
+    ``light``: through the standard library (:mod:`ccat_hpc.metrics.line_protocol`), not
+    influxdb-client, for a short-lived process that must start fast (a job task)."""
     url = environ.get(URL_ENV, "").strip()
     if not url:
         return NullSink()
@@ -204,4 +207,18 @@ def sink_from_env(environ: Mapping[str, str]) -> MetricsSink:
         org=environ.get(ORG_ENV) or DEFAULT_ORG,
         bucket=environ.get(BUCKET_ENV) or DEFAULT_BUCKET,
     )
+    if light:
+        from ccat_hpc.metrics.line_protocol import LineWriter
+
+        return InfluxSink(settings, open_writer=LineWriter)
     return InfluxSink(settings)
+
+
+def sink_or_nothing(environ: Mapping[str, str]) -> MetricsSink:
+    """The light sink of :func:`sink_from_env` for work already under way (a job task): a
+    malformed URL is logged once and metrics are skipped, the work is not stopped for it."""
+    try:
+        return sink_from_env(environ, light=True)
+    except UsageError as exc:
+        log_line(f"metrics: {exc}; no metrics from this process")
+        return NullSink()

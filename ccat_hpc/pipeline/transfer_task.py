@@ -35,13 +35,13 @@ from ccat_hpc.db.states import TransferState
 from ccat_hpc.engine.api import verify
 from ccat_hpc.engine.errors import EngineError, PackageCorrupt
 from ccat_hpc.logline import log_line
-from ccat_hpc.metrics import MetricsSink, emit, series, sink_from_env
+from ccat_hpc.metrics import MetricsSink, emit, series, sink_or_nothing
 from ccat_hpc.pipeline import copies, failures, step_items
 from ccat_hpc.pipeline import transfer_records as records
 from ccat_hpc.pipeline.placement import folder_storage
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.pipeline.transfer_records import HopJob
-from ccat_hpc.pipeline.transferring import next_hop
+from ccat_hpc.pipeline.transferring import NoRoom, next_hop
 from ccat_hpc.storage.base import StorageError
 from ccat_hpc.transfer.methods import Destination, TransferError, transfer_method
 from ccat_hpc.transfer.remote import DEFAULT_SSH, RemoteHost
@@ -52,10 +52,17 @@ T = TransferState
 
 class HopFailed(Exception):
     def __init__(
-        self, reason: str, *, retryable: bool = True, arrived_damaged: bool = False
+        self,
+        reason: str,
+        *,
+        retryable: bool = True,
+        arrived_damaged: bool = False,
+        postpone: bool = False,
     ) -> None:
         super().__init__(reason)
         self.retryable = retryable
+        #: not a failure: the DTP waits for room at the next site (its try not counted)
+        self.postpone = postpone
         #: the copy landed but does not verify: the origin copy is checked too
         self.arrived_damaged = arrived_damaged
 
@@ -67,7 +74,7 @@ class NoLongerHeld(Exception):
 def transfer_task(context: TaskContext) -> dict[str, Any]:
     """Move every DTP the task holds to its destination; one outcome per DTP."""
     counts = {"arrived": 0, "hops": 0, "retry": 0, "skipped": 0, "bytes": 0}
-    metrics = sink_from_env(context.environ)
+    metrics = sink_or_nothing(context.environ)
     try:
         for dtp_id in context.items:
             context.stop.check()
@@ -85,7 +92,10 @@ def _move_one(
             with transaction(context.factory) as session:
                 job = start_hop(session, dtp_id, context.batch_id)
         except HopFailed as problem:
-            _give_back(context, dtp_id, str(problem), problem.retryable, counts)
+            if problem.postpone:
+                _postpone(context, dtp_id, str(problem), counts)
+            else:
+                _give_back(context, dtp_id, str(problem), problem.retryable, counts)
             return
         if job is None:
             break
@@ -109,7 +119,7 @@ def start_hop(session: Session, dtp_id: int, batch_id: int) -> HopJob | None:
     if hop is None:
         return None
     if isinstance(hop, str):
-        raise HopFailed(hop)
+        raise HopFailed(hop, postpone=isinstance(hop, NoRoom))
     route = session.get_one(DataTransferRoute, dtp.route_id)
     host = getattr(hop.destination, "host", "") or ""
     try:
@@ -319,6 +329,15 @@ def _record_failure(
     with transaction(context.factory) as session:
         records.fail_transfer(session, job, reason, retryable)
     _give_back(context, job.dtp_id, reason, retryable, counts)
+
+
+def _postpone(context: TaskContext, dtp_id: int, reason: str, counts: dict[str, int]) -> None:
+    with transaction(context.factory) as session:
+        step_items.postpone(
+            session, DataTransferPackage, dtp_id, TRANSFER_STATES, context.batch_id, reason
+        )
+    counts["retry"] += 1
+    log_line(f"transfer package {dtp_id}: waits: {reason}")
 
 
 def _give_back(

@@ -1,9 +1,9 @@
 """What a scheduler pass writes to the metrics server (when one is configured).
 
-Queue depths per step, every breaker, every buffer with a capacity, and the pass itself.
-The sink never blocks and never raises for an unreachable server
-(:mod:`ccat_hpc.metrics.sink`); the counts per step group all items by state, so they
-are read only when metrics are on.
+Queue depths per step (unfinished items only, through the state indexes), every
+breaker, every buffer with a capacity, and the pass itself. The sink never blocks and
+never raises for an unreachable server (:mod:`ccat_hpc.metrics.sink`); nothing is read
+when metrics are off.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ccat_hpc.db.states import BreakerState
 from ccat_hpc.metrics import MetricsSink, NullSink, emit
 from ccat_hpc.metrics import series as s
 from ccat_hpc.scheduler.plan import Snapshot
-from ccat_hpc.step_status import step_counts
+from ccat_hpc.step_status import queue_counts
 
 
 def emit_pass(
@@ -31,7 +31,7 @@ def emit_pass(
     if isinstance(sink, NullSink):
         return
     with transaction(factory) as session:
-        counts = step_counts(session)
+        counts = queue_counts(session)
     for step, numbers in counts.items():
         emit(
             sink,

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,23 @@ def test_the_transfer_points_of_a_run_match_ops_db(
         url, '{__name__="ccat_task_items"}', lambda found: len(tasks_since(found)) >= len(expected)
     )
     assert tasks_since(rows) == expected
+    # every item those tasks held ended done, counted per step
+    done: Counter[str] = Counter()
+    for kind, items in expected:
+        done[kind] += items
+
+    def items_since(rows: list[dict[str, Any]]) -> Counter[str]:
+        found: Counter[str] = Counter()
+        for row in rows:
+            if row["metric"].get("outcome") != "done":
+                continue
+            for value, stamp in zip(row["values"], row["timestamps"], strict=True):
+                if stamp >= since * 1000:
+                    found[row["metric"]["step"]] += int(value)
+        return found
+
+    rows = export_when(url, '{__name__="ccat_items_items"}', lambda f: items_since(f) == done)
+    assert items_since(rows) == done
 
 
 def test_a_metrics_server_that_is_down_changes_nothing(

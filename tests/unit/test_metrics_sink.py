@@ -402,3 +402,15 @@ def test_a_failure_is_described_in_one_short_line() -> None:
     assert text.startswith('HTTP 400: remoteAddr: "127.0.0.1:1"; requestURI: /api/v2/write;')
     assert "\n" not in text and len(text) <= 200
     assert describe_failure(OSError("disk\nfull")) == "OSError: disk full"
+
+
+def test_a_task_with_a_malformed_metrics_url_goes_on_without_metrics(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from ccat_hpc.metrics import sink_or_nothing
+
+    sink = sink_or_nothing({"CCAT_HPC_METRICS_URL": "ftp://nowhere"})
+    assert isinstance(sink, NullSink)
+    assert "no metrics from this process" in capfd.readouterr().err
+    with pytest.raises(UsageError):  # where it is configured, it is refused at once
+        sink_from_env({"CCAT_HPC_METRICS_URL": "ftp://nowhere"})
