@@ -30,11 +30,13 @@ from ccat_hpc.pipeline.tasks import TaskContext
 
 
 class BuildProblem(Exception):
-    """Why an item could not be built, and whether a retry can help."""
+    """Why an item could not be built, and whether a retry can help (``postpone``: not
+    a failure at all, the item waits for room and its try is not counted)."""
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    def __init__(self, reason: str, *, retryable: bool, postpone: bool = False) -> None:
         super().__init__(reason)
         self.retryable = retryable
+        self.postpone = postpone
 
 
 class BuildJob(Protocol):
@@ -140,6 +142,18 @@ def record_problem(
     counts: dict[str, int],
 ) -> None:
     reason = str(problem)
+    if problem.postpone:
+        with transaction(context.factory) as session:
+            if (
+                step_items.postpone(
+                    session, step.model, item_id, step.states, context.batch_id, reason
+                )
+                and job is not None
+            ):
+                copies.failed(session, job.copy_id, reason)
+        counts["retry"] += 1
+        log_line(f"{step.noun} {item_id}: waits: {reason}")
+        return
     with transaction(context.factory) as session:
         held = step_items.fail(
             session,

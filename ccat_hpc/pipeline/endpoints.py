@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -60,28 +61,56 @@ class Admitted(list[tuple[int, int]]):
         self.probes = probes
 
 
-def admit(items: Items, endpoints: Mapping[int, EndpointKey], gate: Gate) -> Admitted:
-    """The items the gate lets go, in their order: none to a blocked endpoint, the first
-    one only to a probing endpoint."""
-    admitted: list[tuple[int, int]] = []
+def admit(
+    items: Items,
+    endpoints: Mapping[int, EndpointKey],
+    gate: Gate,
+    last_tried: Mapping[int, datetime | None] | None = None,
+) -> Admitted:
+    """The items the gate lets go, in their order: none to a blocked endpoint, one to a
+    probing endpoint: the one tried longest ago (never tried first; by ``last_tried``,
+    the end of each item's last backoff), so probes rotate and one item that keeps
+    failing by itself does not hold its endpoint back."""
+    tried = last_tried or {}
     probes: dict[EndpointKey, int] = {}
-    for item in items:
-        key = endpoints.get(item[0])
-        if key in gate.blocked:
-            continue
+    for position, (item_id, _) in enumerate(items):
+        key = endpoints.get(item_id)
         if key in gate.probing:
-            if key in probes:
-                continue
-            probes[key] = item[0]
-        admitted.append(item)
-    return Admitted(admitted, frozenset(probes.values()))
+            chosen = probes.get(key)
+            if chosen is None or _sooner(tried.get(item_id), tried.get(items[chosen][0])):
+                probes[key] = position
+    chosen_positions = set(probes.values())
+    admitted = [
+        item
+        for position, item in enumerate(items)
+        if endpoints.get(item[0]) not in gate.blocked | gate.probing or position in chosen_positions
+    ]
+    return Admitted(admitted, frozenset(items[p][0] for p in chosen_positions))
+
+
+def _sooner(candidate: datetime | None, chosen: datetime | None) -> bool:
+    """Whether an item last tried at ``candidate`` goes before one tried at ``chosen``."""
+    if chosen is None:
+        return False
+    return candidate is None or candidate < chosen
 
 
 def gated(session: Session, items: Items, endpoints_of: EndpointsOf, gate: Gate) -> Admitted:
-    """``items`` through ``gate`` (no query when the gate is open)."""
+    """``items`` (DTPs) through ``gate`` (no query when the gate is open)."""
     if gate.open:
         return Admitted(items)
-    return admit(items, endpoints_of(session, [i for i, _ in items]), gate)
+    ids = [i for i, _ in items]
+    return admit(items, endpoints_of(session, ids), gate, _retry_after(session, ids))
+
+
+def _retry_after(session: Session, dtp_ids: Sequence[int]) -> dict[int, datetime | None]:
+    found: dict[int, datetime | None] = {}
+    for start in range(0, len(dtp_ids), 5000):
+        query = select(DataTransferPackage.id, DataTransferPackage.retry_after).where(
+            DataTransferPackage.id.in_(dtp_ids[start : start + 5000])
+        )
+        found |= {i: at for i, at in session.execute(query)}
+    return found
 
 
 def _routes(session: Session, dtp_ids: Sequence[int]) -> list[tuple[int, int, str, int]]:

@@ -132,7 +132,9 @@ def prepare(session: Session, package_id: int, batch_id: int) -> PackageJob | No
     source = session.get_one(DiskDataLocation, files[0].source_location_id)
     buffer = buffer_for_writing(session, source.site_id)
     if buffer is None:
-        raise BuildProblem(f"no active BUFFER with room at site {source.site.name}", retryable=True)
+        raise BuildProblem(
+            f"no active BUFFER with room at site {source.site.name}", retryable=True, postpone=True
+        )
     try:
         output = folder_storage(buffer).local_path(package.relative_path, create_folders=True)
     except StorageError as exc:

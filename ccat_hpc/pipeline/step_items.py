@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
@@ -119,22 +119,43 @@ def finish(
     **values: Any,
 ) -> bool:
     """Record the item done; False when ``batch_id`` no longer holds it (nothing written)."""
-    return bool(
-        move(
-            session,
-            model,
-            [item_id],
-            states.working,
-            states.done,
-            only=held_by(model, batch_id),
-            claimed_by_batch_id=None,
-            failure_reason=None,
-            failure_retryable=None,
-            retry_after=None,
-            attempts=0,  # the next step counts its own tries
-            **values,
-        )
+    return _unclaim(
+        session,
+        model,
+        item_id,
+        states.working,
+        states.done,
+        batch_id,
+        failure_reason=None,
+        failure_retryable=None,
+        retry_after=None,
+        attempts=0,  # the next step counts its own tries
+        **values,
     )
+
+
+def _unclaim(
+    session: Session,
+    model: StepItem,
+    item_id: int,
+    working: PackageState,
+    target: enum.StrEnum,
+    batch_id: int,
+    **values: Any,
+) -> bool:
+    """Move the item ``batch_id`` holds on to ``target``, its claim cleared; False when
+    the batch no longer holds it (nothing written)."""
+    moved = move(
+        session,
+        model,
+        [item_id],
+        working,
+        target,
+        only=held_by(model, batch_id),
+        claimed_by_batch_id=None,
+        **values,
+    )
+    return bool(moved)
 
 
 def fail(
@@ -164,19 +185,43 @@ def fail(
     retry_after = utcnow() + timedelta(seconds=policy.delay(attempts)) if retryable else None
     back = retryable or keep_waiting
     target: enum.StrEnum = states.waiting if back else PackageState.FAILED
-    return bool(
-        move(
-            session,
-            model,
-            [item_id],
-            states.working,
-            target,
-            only=held_by(model, batch_id),
-            claimed_by_batch_id=None,
-            failure_reason=reason,
-            failure_retryable=retryable,
-            retry_after=retry_after,
-        )
+    return _unclaim(
+        session,
+        model,
+        item_id,
+        states.working,
+        target,
+        batch_id,
+        failure_reason=reason,
+        failure_retryable=retryable,
+        retry_after=retry_after,
+    )
+
+
+def postpone(
+    session: Session,
+    model: StepItem,
+    item_id: int,
+    states: StepStates,
+    batch_id: int,
+    reason: str,
+) -> bool:
+    """Back to waiting for a while, the try not counted: the item is fine and nothing
+    failed, it waits for room (every buffer full). Tried again after the site's base
+    backoff; False when ``batch_id`` no longer holds the item."""
+    policy, _step = retry_policy(session, batch_id)
+    return _unclaim(
+        session,
+        model,
+        item_id,
+        states.working,
+        states.waiting,
+        batch_id,
+        # the claim counted it (not for a probe: never below 0)
+        attempts=case((model.attempts > 0, model.attempts - 1), else_=0),
+        failure_reason=reason,
+        failure_retryable=True,
+        retry_after=utcnow() + timedelta(seconds=policy.base_seconds),
     )
 
 

@@ -83,8 +83,13 @@ def verified_copies(session: Session, dtp_id: int) -> list[DataTransferPackagePh
     )
 
 
+class NoRoom(str):
+    """The reason a hop waits: every buffer of the next site is full (not a failure)."""
+
+
 def next_hop(session: Session, dtp: DataTransferPackage) -> Hop | str | None:
-    """The next hop; None when the DTP has arrived; a reason (str) when it cannot go."""
+    """The next hop; None when the DTP has arrived; a reason (str) when it cannot go
+    (a :class:`NoRoom` when it only has to wait for room)."""
     if dtp.route_id is None:
         return f"{dtp.name}: has no route"
     route = session.get_one(DataTransferRoute, dtp.route_id)
@@ -102,7 +107,7 @@ def next_hop(session: Session, dtp: DataTransferPackage) -> Hop | str | None:
     destination = _hop_destination(session, route, destination_site)
     if destination is None:
         site = session.get_one(Site, destination_site)
-        return f"no active BUFFER with room at site {site.name}"
+        return NoRoom(f"no active BUFFER with room at site {site.name}")
     return Hop(held[origin_site], destination)
 
 

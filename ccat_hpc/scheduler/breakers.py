@@ -5,10 +5,12 @@ S3 endpoint). Its breaker:
 
 - CLOSED → OPEN when its last ``failures`` attempts within ``window_seconds`` all
   failed (none succeeded after them; only attempts that ended after its last close
-  count, and not attempts whose task died: that is no fault of the endpoint);
+  count, and not attempts whose task died: that is no fault of the endpoint; nor
+  failures of an item itself, which the snapshot leaves out);
 - OPEN → HALF_OPEN after ``cooldown_seconds``: one probe item may go;
 - HALF_OPEN → CLOSED when an attempt succeeds after it went half-open, → OPEN again
-  (another cool-down) when one fails.
+  (another cool-down) when one fails, or when the probe's task died (else a probe that
+  kills its task would be sent again and again, holding everything else back).
 
 While OPEN the scheduler submits nothing for the endpoint; items stay where they are,
 waiting, and nothing is marked lost.
@@ -54,6 +56,8 @@ class Attempt:
     finished_at: datetime
     ok: bool
     reason: str = ""
+    #: its task died (a time limit, a lost node): not counted against a closed breaker
+    died: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,9 @@ def change(
     probe = [a for a in attempts if a.finished_at > since]
     failed = [a for a in probe if not a.ok]
     if failed:
-        return _to(breaker, B.OPEN, len(failed), f"the probe failed: {failed[-1].reason}")
+        last = failed[-1]
+        why = f"the probe's task died: {last.reason}" if last.died else last.reason
+        return _to(breaker, B.OPEN, len(failed), f"the probe failed: {why}")
     if probe:
         return _to(breaker, B.CLOSED, reason="a probe succeeded")
     return None
@@ -116,7 +122,9 @@ def _maybe_open(
     start = now - timedelta(seconds=policy.window_seconds)
     if breaker.closed_at is not None:
         start = max(start, breaker.closed_at)
-    counted = sorted((a for a in attempts if a.finished_at > start), key=lambda a: a.finished_at)
+    counted = sorted(
+        (a for a in attempts if a.finished_at > start and not a.died), key=lambda a: a.finished_at
+    )
     last_success = max((i for i, a in enumerate(counted) if a.ok), default=-1)
     failed = counted[last_success + 1 :]
     if len(failed) < policy.failures:

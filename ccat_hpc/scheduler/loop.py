@@ -30,6 +30,7 @@ from ccat_hpc.jobs.step_batches import JobSetup
 from ccat_hpc.jobs.tracking import track_batch
 from ccat_hpc.logline import log_line
 from ccat_hpc.metrics import MetricsSink, NullSink
+from ccat_hpc.pipeline.endpoints import EndpointKey, Gate
 from ccat_hpc.scheduler.breaker_records import apply_change
 from ccat_hpc.scheduler.breakers import BreakerPolicy
 from ccat_hpc.scheduler.pass_metrics import emit_pass
@@ -94,17 +95,19 @@ def _apply(
     factory: sessionmaker[Session], setup_for: Callable[[str], JobSetup], report: PassReport
 ) -> None:
     actions = report.plan
+    lost: set[EndpointKey] = set()
     if actions.breakers:
         with transaction(factory) as session:
             for change in actions.breakers:
-                apply_change(session, change, report.snapshot.now)
+                if not apply_change(session, change, report.snapshot.now):
+                    lost.add(change.endpoint)
     for follow in actions.follow:
         try:
             track_batch(factory, follow.batch_id, _executor(setup_for, follow))
         except CcatHpcError as exc:
             report.errors.append(f"batch {follow.batch_id}: {exc}")
     for action in actions.submit:
-        setup = dataclasses.replace(setup_for(action.step), gate=action.gate)
+        setup = dataclasses.replace(setup_for(action.step), gate=_held(action.gate, lost))
         try:
             submitted = submitter(action.step)(factory, setup)
         except CcatHpcError as exc:
@@ -114,6 +117,14 @@ def _apply(
             report.idle.append(action.step)
         else:
             report.submitted[action.step] = submitted.batch_id
+
+
+def _held(gate: Gate, lost: set[EndpointKey]) -> Gate:
+    """The gate, with the endpoints whose change another scheduler wrote first blocked for
+    this pass (it sends their probe, if any): never two probes at once."""
+    if not lost:
+        return gate
+    return Gate(blocked=gate.blocked | lost, probing=gate.probing - lost)
 
 
 def _executor(setup_for: Callable[[str], JobSetup], follow: Follow) -> Executor:
@@ -150,8 +161,8 @@ def _emit(sink: MetricsSink, factory: sessionmaker[Session], report: PassReport)
             submitted=len(report.submitted),
             errors=len(report.errors),
         )
-    except CcatHpcError as exc:  # ops-db busy: the next pass writes its points
-        log_line(f"metrics of this pass skipped: {exc}")
+    except Exception as exc:  # ops-db busy or gone: metrics never stop the scheduler
+        log_line(f"metrics of this pass skipped: {type(exc).__name__}: {exc}")
 
 
 def _pass_or_outage(
@@ -174,6 +185,13 @@ def _pass_or_outage(
         reason = operational_error_reason(exc) if isinstance(exc, DBAPIError) else str(exc)
         log_line(f"pass {number}: ops-db unavailable ({reason}); trying again next pass")
         return None
+
+
+def _idle(report: PassReport) -> bool:
+    """Nothing to follow, no breaker moved, and nothing submitted (nothing waiting, or
+    nothing a submission could claim: items of another site, an archive not deployed)."""
+    actions = report.plan
+    return not (actions.follow or actions.breakers or report.submitted)
 
 
 def run(
@@ -202,7 +220,7 @@ def run(
                 _emit(metrics or NullSink(), factory, report)
             for line in describe(report, dry_run):
                 log_line(f"pass {passes}: {line}", error=False)
-        idle = report is not None and report.plan.empty
+        idle = report is not None and _idle(report)
         if once or stop.is_set() or (until_idle and idle):
             return passes
         stop.wait(max(0.0, interval - (time.monotonic() - started)))

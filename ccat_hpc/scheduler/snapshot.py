@@ -108,8 +108,10 @@ def breakers(session: Session) -> list[Breaker]:
 
 def recent_attempts(session: Session, since: datetime) -> list[Attempt]:
     """Transfer hops (by route) and uploads (by archive location) that ended after
-    ``since``, but not those whose task died (``failure_retryable`` None)."""
-    ended = (TransferState.SUCCEEDED, TransferState.FAILED)
+    ``since``: successes, failures a retry can help (the endpoint's kind), and attempts
+    whose task died (``failure_retryable`` None). Failures of the item itself (a damaged
+    copy, a refused file) say nothing about the endpoint and are left out."""
+    succeeded, failed = TransferState.SUCCEEDED, TransferState.FAILED
     attempts: list[Attempt] = []
     for model, scope, target, name in (
         (DataTransfer, ROUTE, DataTransferRoute.id, DataTransferRoute.name),
@@ -122,16 +124,23 @@ def recent_attempts(session: Session, since: datetime) -> list[Attempt]:
         )
         rows = session.execute(
             select(target, name, model.finished_at, model.state, model.failure_reason)
+            .add_columns(model.failure_retryable)
             .join_from(model, target.table, on)
             .where(
                 model.finished_at > since,
-                model.state.in_(ended),
-                (model.state == TransferState.SUCCEEDED) | model.failure_retryable.is_not(None),
+                (model.state == succeeded)
+                | ((model.state == failed) & model.failure_retryable.is_not(False)),
             )
         ).all()
         attempts += [
-            Attempt(EndpointKey(scope, i, n), at, state == TransferState.SUCCEEDED, reason or "")
-            for i, n, at, state, reason in rows
+            Attempt(
+                EndpointKey(scope, i, n),
+                at,
+                state == succeeded,
+                reason or "",
+                died=state == failed and retryable is None,
+            )
+            for i, n, at, state, reason, retryable in rows
             if at is not None
         ]
     return attempts

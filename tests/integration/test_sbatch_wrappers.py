@@ -25,9 +25,17 @@ pytestmark = pytest.mark.slurm
 CCAT_BIN = str(Path(sys.executable).with_name("ccat-hpc"))
 
 
-def sbatch(script: str, *args: str, env: dict[str, str], name: str, cwd: Path) -> str:
+def sbatch(
+    script: str,
+    *args: str,
+    env: dict[str, str],
+    name: str,
+    cwd: Path,
+    options: tuple[str, ...] = (),
+) -> str:
+    command = ["sbatch", "--parsable", f"--job-name={name}", "--mem=500M", *options]
     finished = subprocess.run(
-        ["sbatch", "--parsable", f"--job-name={name}", "--mem=500M", str(REPO / script), *args],
+        [*command, str(REPO / script), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -207,7 +215,14 @@ def test_scheduler_job_submits_a_successor_when_its_time_is_up_but_not_when_canc
     name = f"ccat-scheduler-{uuid.uuid4().hex[:8]}"
     env = wrapper_env(db_url, tmp_path, CCAT_SCHEDULER_INTERVAL="0.5", PYTHONPATH=str(REPO))
     options = ("--executor", "local", "--workdir", str(tmp_path / "jobs"))
-    first = sbatch("sbatch/scheduler.sbatch", *options, env=env, name=name, cwd=tmp_path)
+    first = sbatch(
+        "sbatch/scheduler.sbatch",
+        *options,
+        env=env,
+        name=name,
+        cwd=tmp_path,
+        options=("--time=00:20:00",),  # an operator's choice the successor keeps
+    )
     try:
         _wait_for_log(tmp_path / f"ccat-scheduler-{first}.log", "pass 1:")
         # what Slurm sends two minutes before the time limit (#SBATCH --signal=B:USR1@120)
@@ -215,6 +230,10 @@ def test_scheduler_job_submits_a_successor_when_its_time_is_up_but_not_when_canc
         assert job_end(first) == ("COMPLETED", "0:0")
         (successor,) = _queued(name)
         assert successor != first
+        shown = subprocess.run(
+            ["scontrol", "show", "job", successor], capture_output=True, text=True
+        ).stdout
+        assert "TimeLimit=00:20:00" in shown, shown
         _wait_for_log(tmp_path / f"ccat-scheduler-{successor}.log", "pass 1:")
         subprocess.run(["scancel", successor], check=True)  # an operator stops it
         assert job_end(successor)[0] == "CANCELLED"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,6 +50,7 @@ from ccat_hpc.jobs.step_batches import JobSetup
 from ccat_hpc.scheduler.breakers import BreakerPolicy
 from ccat_hpc.scheduler.loop import describe, one_pass
 from ccat_hpc.sites.schema import SlurmProfile
+from ccat_hpc.step_status import queue_counts, step_counts
 from tests.conftest import REPO
 from tests.integration.test_executors import slurm_ready
 from tests.integration.test_package_step import backoff_passed, observe
@@ -251,6 +252,59 @@ def test_a_full_buffer_sends_new_packages_to_the_next_buffer_and_warns(
     ), log
 
 
+def set_capacity(factory: sessionmaker[Session], location: str, capacity: int) -> None:
+    with transaction(factory) as session:
+        session.execute(
+            update(DataLocation)
+            .where(DataLocation.name == location)
+            .values(capacity_bytes=capacity)
+        )
+
+
+def test_with_every_buffer_full_packages_wait_without_using_up_their_tries(
+    sites: sessionmaker[Session],  # noqa: F811
+    db_url: str,
+    data_root: Path,
+    tmp_path: Path,
+) -> None:
+    set_method(sites, "copy")
+    set_capacity(sites, "chile-buffer-01", 10_000)  # one observation fills it
+    setup = task_setup(db_url, tmp_path)
+    first = observe(sites, data_root, tmp_path, "280GHz", files=2, size=4000)
+    passes_until(sites, setup, all_archived(sites))
+    second = observe(sites, data_root, tmp_path, "350GHz", files=2, size=4000)
+
+    def postponed() -> list[RawDataPackage]:
+        with sites() as session:
+            return list(
+                session.scalars(
+                    select(RawDataPackage).where(
+                        RawDataPackage.state == PackageState.PLANNED,
+                        RawDataPackage.failure_reason.is_not(None),
+                    )
+                )
+            )
+
+    package_batches = select(func.count()).where(JobBatch.kind == "package")
+    # more claims of the waiting package than its step's limit of tries (5)
+    log = passes_until(
+        sites, setup, lambda: bool(postponed()) and count(sites, package_batches) > 7
+    )
+    (waiting,) = postponed()
+    assert (waiting.attempts, waiting.failure_retryable) == (0, True)
+    assert "no active BUFFER with room at site chile" in (waiting.failure_reason or "")
+    assert any("site chile: every buffer is full" in line for line in log), log
+    with sites() as session:  # the queue depths a pass writes: the status' counts
+        full, queue = step_counts(session), queue_counts(session)
+    for step, numbers in queue.items():
+        for name in ("waiting", "running", "retrying", "operator"):
+            assert numbers[name] == full[step][name], (step, name)
+    assert queue["package"]["retrying"] == 1
+    set_capacity(sites, "chile-buffer-01", 10**9)  # cleanup (or an operator) made room
+    passes_until(sites, setup, all_archived(sites))
+    assert_archived_exactly(sites, first + second, data_root)
+
+
 def passes_until_idle(
     factory: sessionmaker[Session], setup: JobSetup, limit: int = 60
 ) -> list[str]:
@@ -346,7 +400,7 @@ def test_a_scheduler_killed_mid_pass_is_started_again_and_finishes_exactly_once(
             assert sorted(items) == sorted(set(items)), kind
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], timeout: float, what: str, every: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -354,7 +408,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
                 return
         except OperationalError:  # ops-db restarting
             pass
-        time.sleep(0.5)
+        time.sleep(every)
     pytest.fail(f"{what}: not within {timeout} s")
 
 
@@ -417,9 +471,12 @@ def test_a_node_going_down_under_a_task_requeues_it_and_the_work_finishes(
         with sites() as session:
             submitted = session.scalars(package_task).first() is not None
         if submitted:
-            wait_until(package_running, 120, "the package task running")
+            wait_until(package_running, 120, "the package task running", every=0.05)
             break
         threading.Event().wait(0.5)
+    # the node hangs under the task (it cannot finish first, however fast the disk), then
+    # goes down: Slurm kills the job (NODE_FAIL) and requeues it
+    subprocess.run(["pkill", "-STOP", "-f", "job run package --batch"], check=True)
     set_node("down")
     try:
         threading.Event().wait(2)

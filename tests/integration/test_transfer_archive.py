@@ -553,7 +553,8 @@ def test_a_transfer_that_fails_is_retried_after_its_backoff_then_left_for_an_ope
     from ccat_hpc.transfer import methods
 
     set_method(sites, "copy")
-    set_pipeline(sites, retry_base_seconds=0.4, retry_max_seconds=10, max_attempts={"transfer": 3})
+    # a backoff of at least 0.5 s: the check right after the failure runs well within it
+    set_pipeline(sites, retry_base_seconds=1.0, retry_max_seconds=10, max_attempts={"transfer": 3})
     bundled(sites, data_root, tmp_path)
     real = methods.LocalCopy.copy
     failures = [2]
@@ -583,7 +584,7 @@ def test_a_transfer_that_fails_is_retried_after_its_backoff_then_left_for_an_ope
     hops = all_rows(sites, DataTransfer)
     assert [h.state for h in hops] == [T.FAILED, T.FAILED, T.SUCCEEDED]
     gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in itertools.pairwise(hops)]
-    assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # base 0.4 s, then 0.8 s; half may be jittered off
+    assert gaps[0] >= 0.5 and gaps[1] >= 1.0  # base 1 s, then 2 s; half may be jittered off
     assert [d.state for d in all_rows(sites, DataTransferPackage)] == [P.TRANSFERRED]
 
 

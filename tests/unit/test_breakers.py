@@ -173,3 +173,32 @@ def test_a_full_buffer_is_passed_over_and_the_operator_warned() -> None:
         "until cleanup frees room",
     ]
     assert buffer_warnings([fill("b1", 10, 100)]) == []
+
+
+def test_the_probe_rotates_to_the_item_tried_longest_ago() -> None:
+    items = [(1, 10), (2, 20), (3, 30)]
+    endpoints = {1: ARCHIVE, 2: ARCHIVE, 3: ARCHIVE}
+    probing = Gate(probing=frozenset({ARCHIVE}))
+    # item 1 was the last probe (its backoff ends last): item 3, never tried, goes
+    tried = {1: NOW + timedelta(seconds=90), 2: NOW + timedelta(seconds=30), 3: None}
+    assert admit(items, endpoints, probing, tried).probes == {3}
+    tried[3] = NOW + timedelta(seconds=60)
+    assert admit(items, endpoints, probing, tried) == [(2, 20)]
+
+
+def test_a_probe_whose_task_died_opens_the_breaker_again() -> None:
+    probing = Breaker(ROUTE, ROUTE.name, B.HALF_OPEN, opened_at=ago(400), half_opened_at=ago(60))
+    died = Attempt(ROUTE, ago(5), ok=False, reason="its task ended", died=True)
+    opened = change(probing, [died], NOW, POLICY)
+    assert opened is not None and opened.new is B.OPEN
+    assert opened.reason == "the probe failed: the probe's task died: its task ended"
+    # and dead tasks never open a closed breaker
+    assert change(CLOSED, [died, died, died, died], NOW, POLICY) is None
+
+
+def test_an_endpoint_whose_change_another_scheduler_wrote_first_gets_nothing_this_pass() -> None:
+    from ccat_hpc.scheduler.loop import _held
+
+    probing = Gate(probing=frozenset({ARCHIVE}))
+    assert _held(probing, set()) is probing
+    assert _held(probing, {ARCHIVE}) == Gate(blocked=frozenset({ARCHIVE}))
