@@ -51,6 +51,7 @@ from ccat_hpc.scheduler.breakers import BreakerPolicy
 from ccat_hpc.scheduler.loop import describe, one_pass
 from ccat_hpc.sites.schema import SlurmProfile
 from ccat_hpc.step_status import queue_counts, step_counts
+from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 from tests.conftest import REPO
 from tests.integration.test_executors import slurm_ready
 from tests.integration.test_package_step import backoff_passed, observe
@@ -351,19 +352,23 @@ def test_a_source_file_deleted_after_filing_needs_an_operator_and_the_rest_is_ar
     assert "missing" in shown.output
 
 
-def scheduler_process(db_url: str, tmp_path: Path, *options: str) -> subprocess.Popen[str]:
-    command = [str(Path(sys.executable).with_name("ccat-hpc")), "--db", db_url]
-    command += ["scheduler", "run", "--executor", "local", "--workdir", str(tmp_path / "jobs")]
+def ccat_hpc_process(db_url: str, tmp_path: Path, *arguments: str) -> subprocess.Popen[str]:
+    command = [str(Path(sys.executable).with_name("ccat-hpc")), "--db", db_url, *arguments]
     environment = dict(
         os.environ, PYTHONPATH=str(REPO), CCAT_HPC_LOCAL_JOBS=str(tmp_path / "local-jobs")
     )
     return subprocess.Popen(
-        [*command, *options],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=environment,
     )
+
+
+def scheduler_process(db_url: str, tmp_path: Path, *options: str) -> subprocess.Popen[str]:
+    run = ["scheduler", "run", "--executor", "local", "--workdir", str(tmp_path / "jobs")]
+    return ccat_hpc_process(db_url, tmp_path, *run, *options)
 
 
 def test_a_scheduler_killed_mid_pass_is_started_again_and_finishes_exactly_once(
@@ -372,7 +377,23 @@ def test_a_scheduler_killed_mid_pass_is_started_again_and_finishes_exactly_once(
     data_root: Path,
     tmp_path: Path,
 ) -> None:
-    sources = two_observations(sites, data_root, tmp_path)
+    """Manifests dropped into the watched folder; the watcher and the scheduler run as
+    processes, nothing else by hand; the scheduler is killed and started again."""
+    set_method(sites, "copy")
+    inbox, sources = tmp_path / "inbox", []
+    for module, files in (("280GHz", 3), ("350GHz", 2)):
+        spec = SyntheticObservation(
+            "PrimeCam", module, "ECDFS-deep-001", "chile-source-primecam", files, 3000
+        )
+        manifest = write_observation(spec, data_root / spec.location)
+        drop_manifest(manifest, inbox, module)
+        sources += [data_root / spec.location / entry["path"] for entry in manifest["files"]]
+    watcher = ccat_hpc_process(db_url, tmp_path, "watch", str(inbox), "--interval", "0.2")
+    try:
+        wait_until(lambda: len(list((inbox / "filed").glob("*.json"))) == 2, 60, "filed")
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.communicate(timeout=60)
     first = scheduler_process(db_url, tmp_path, "--interval", "0.2")
     assert first.stdout is not None
     try:
