@@ -70,32 +70,33 @@ def wrapper_env(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     )
 
 
-def test_watcher_job_files_manifests_and_submits_its_successor(
+def test_watcher_job_files_manifests_and_submits_its_successor_only_when_time_is_up(
     loaded_factory: sessionmaker[Session], db_url: str, data_root: Path, tmp_path: Path
 ) -> None:
     slurm_ready()
     inbox = tmp_path / "inbox"
     drop_manifest(write_observation(SPEC, data_root / SPEC.location), inbox, "one")
     name = f"ccat-watch-test-{uuid.uuid4().hex[:8]}"
-    env = wrapper_env(db_url, tmp_path, CCAT_WATCH_REQUEUE="1")
+    env = wrapper_env(db_url, tmp_path, CCAT_WATCH_REQUEUE="1", CCAT_WATCH_INTERVAL="0.5")
+    options = ("--stable-seconds", "0")
     job_id = sbatch(
-        "sbatch/watch-manifests.sbatch",
-        str(inbox),
-        "--once",
-        "--stable-seconds",
-        "0",
-        env=env,
-        name=name,
-        cwd=tmp_path,
+        "sbatch/watch-manifests.sbatch", str(inbox), *options, env=env, name=name, cwd=tmp_path
     )
     try:
-        assert job_end(job_id) == ("COMPLETED", "0:0")
+        deadline = time.monotonic() + 120
+        while not (inbox / "filed" / "one.json").is_file() and time.monotonic() < deadline:
+            time.sleep(0.3)
         assert (inbox / "filed" / "one.json").is_file()
         assert table_counts(loaded_factory, "executed_obs_unit")["executed_obs_unit"] == 1
-        queued = subprocess.run(
-            ["squeue", "-h", "--name", name, "-o", "%i"], capture_output=True, text=True
-        ).stdout.split()
-        assert queued and job_id not in queued  # the next watcher of the same name
+        # what Slurm sends two minutes before the time limit (#SBATCH --signal=B:USR1@120)
+        subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True)
+        assert job_end(job_id) == ("COMPLETED", "0:0")
+        (successor,) = _queued(name)  # the next watcher of the same name
+        assert successor != job_id
+        subprocess.run(["scancel", successor], check=True)  # an operator stops it
+        assert job_end(successor)[0] == "CANCELLED"
+        time.sleep(2)
+        assert _queued(name) == []  # and no successor follows a cancel
     finally:
         subprocess.run(["scancel", "--name", name], check=False)
 
