@@ -13,8 +13,8 @@ runs one writer at a time). Every edge is checked against the state machine in
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
@@ -24,6 +24,13 @@ from ccat_hpc.db.states import check_transition
 
 #: ids per statement (SQLite allows 32,766 bound parameters)
 CHUNK = 5000
+T = TypeVar("T")
+
+
+def in_chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most ``size`` (one ``IN (…)`` statement each)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _expected_states(expected: enum.StrEnum | Iterable[enum.StrEnum]) -> list[enum.StrEnum]:
@@ -51,10 +58,10 @@ def move(
         check_transition(state, new)
     table_id, state_column = model.id, model.state  # type: ignore[attr-defined]
     moved: list[Any] = []
-    for start in range(0, len(ids), CHUNK):
+    for chunk in in_chunks(ids):
         statement = (
             update(model)
-            .where(table_id.in_(ids[start : start + CHUNK]), state_column.in_(states), *only)
+            .where(table_id.in_(chunk), state_column.in_(states), *only)
             .values(state=new, **values)
             .returning(table_id)
             .execution_options(synchronize_session="fetch")

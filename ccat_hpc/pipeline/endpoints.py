@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ccat_hpc.db.models import DataTransferPackage, DataTransferRoute
 from ccat_hpc.db.states import LocationType
+from ccat_hpc.db.transitions import in_chunks
 from ccat_hpc.pipeline.placement import best_location
 
 ROUTE = "route"
@@ -105,9 +106,9 @@ def gated(session: Session, items: Items, endpoints_of: EndpointsOf, gate: Gate)
 
 def _retry_after(session: Session, dtp_ids: Sequence[int]) -> dict[int, datetime | None]:
     found: dict[int, datetime | None] = {}
-    for start in range(0, len(dtp_ids), 5000):
+    for chunk in in_chunks(dtp_ids):
         query = select(DataTransferPackage.id, DataTransferPackage.retry_after).where(
-            DataTransferPackage.id.in_(dtp_ids[start : start + 5000])
+            DataTransferPackage.id.in_(chunk)
         )
         found |= {i: at for i, at in session.execute(query)}
     return found
@@ -115,7 +116,7 @@ def _retry_after(session: Session, dtp_ids: Sequence[int]) -> dict[int, datetime
 
 def _routes(session: Session, dtp_ids: Sequence[int]) -> list[tuple[int, int, str, int]]:
     rows: list[tuple[int, int, str, int]] = []
-    for start in range(0, len(dtp_ids), 5000):
+    for chunk in in_chunks(dtp_ids):
         rows += session.execute(
             select(
                 DataTransferPackage.id,
@@ -124,7 +125,7 @@ def _routes(session: Session, dtp_ids: Sequence[int]) -> list[tuple[int, int, st
                 DataTransferRoute.destination_site_id,
             )
             .join(DataTransferRoute, DataTransferRoute.id == DataTransferPackage.route_id)
-            .where(DataTransferPackage.id.in_(dtp_ids[start : start + 5000]))
+            .where(DataTransferPackage.id.in_(chunk))
         ).all()
     return rows
 

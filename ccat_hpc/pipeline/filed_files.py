@@ -10,15 +10,15 @@ never commit.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.models import RawDataFile
+from ccat_hpc.db.transitions import in_chunks
 from ccat_hpc.errors import ManifestConflict
 from ccat_hpc.pipeline.manifest import ManifestFile
 from ccat_hpc.pipeline.source_check import (
@@ -30,18 +30,12 @@ from ccat_hpc.pipeline.source_check import (
 
 FILE_TYPE_LENGTH = 40
 QUERY_CHUNK = 500
-T = TypeVar("T")
-
-
-def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), QUERY_CHUNK):
-        yield values[start : start + QUERY_CHUNK]
 
 
 def filed_paths(session: Session, location_id: int, paths: Sequence[str]) -> dict[str, str]:
     """Path → execution id, for the given paths already filed at the location."""
     found: dict[str, str] = {}
-    for chunk in _chunks(paths):
+    for chunk in in_chunks(paths, QUERY_CHUNK):
         rows = session.execute(
             select(RawDataFile.relative_path, RawDataFile.executed_obs_unit_id).where(
                 RawDataFile.source_location_id == location_id,
@@ -83,7 +77,7 @@ def _holders_of_inodes(
     session: Session, location_id: int, inodes: Sequence[int]
 ) -> dict[int, list[Holder]]:
     found: dict[int, list[Holder]] = defaultdict(list)
-    for chunk in _chunks(sorted(set(inodes))):
+    for chunk in in_chunks(sorted(set(inodes)), QUERY_CHUNK):
         rows = session.execute(
             select(
                 RawDataFile.id,

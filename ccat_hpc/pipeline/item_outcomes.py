@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from ccat_hpc.db.models import RawDataFile
 from ccat_hpc.db.states import PackageState, RawDataFileState
+from ccat_hpc.db.transitions import in_chunks
 from ccat_hpc.pipeline.step_items import STEP_ITEMS
 
 F = RawDataFileState
-CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,8 @@ def _grouped(found: Sequence[tuple[tuple[str, str], int]], files: bool) -> list[
 
 def _file_outcomes(session: Session, ids: Sequence[int]) -> list[Outcome]:
     found: list[tuple[tuple[str, str], int]] = []
-    for start in range(0, len(ids), CHUNK):
-        query = select(RawDataFile.state, RawDataFile.size).where(
-            RawDataFile.id.in_(ids[start : start + CHUNK])
-        )
+    for chunk in in_chunks(ids):
+        query = select(RawDataFile.state, RawDataFile.size).where(RawDataFile.id.in_(chunk))
         found += [(file_outcome(state), size) for state, size in session.execute(query)]
     return _grouped(found, files=True)
 
@@ -89,10 +87,8 @@ def _file_outcomes(session: Session, ids: Sequence[int]) -> list[Outcome]:
 def _package_outcomes(session: Session, kind: str, ids: Sequence[int]) -> list[Outcome]:
     model, states = STEP_ITEMS[kind]
     found: list[tuple[tuple[str, str], int]] = []
-    for start in range(0, len(ids), CHUNK):
-        query = select(model.state, model.failure_retryable, model.size).where(
-            model.id.in_(ids[start : start + CHUNK])
-        )
+    for chunk in in_chunks(ids):
+        query = select(model.state, model.failure_retryable, model.size).where(model.id.in_(chunk))
         found += [
             (package_outcome(state, states.waiting, states.working, retryable), size)
             for state, retryable, size in session.execute(query)

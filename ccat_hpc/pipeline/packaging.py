@@ -33,6 +33,7 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.states import PackageState, RawDataFileState
+from ccat_hpc.db.transitions import in_chunks
 from ccat_hpc.sites.schema import PipelineSettings
 
 #: tar bytes a member may add besides its data: ustar header, a PAX header, padding
@@ -190,8 +191,8 @@ class PlanConflict(Exception):
 
 def _assign(session: Session, package_id: int, file_ids: list[int]) -> None:
     assigned = 0
-    for start in range(0, len(file_ids), ASSIGN_CHUNK):
-        assigned += _assign_some(session, package_id, file_ids[start : start + ASSIGN_CHUNK])
+    for chunk in in_chunks(file_ids, ASSIGN_CHUNK):
+        assigned += _assign_some(session, package_id, list(chunk))
     if assigned != len(file_ids):
         raise PlanConflict(f"{len(file_ids) - assigned} file(s) were packaged by another planner")
 

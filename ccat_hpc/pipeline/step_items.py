@@ -34,7 +34,7 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.states import PackageState, TransferState
-from ccat_hpc.db.transitions import move
+from ccat_hpc.db.transitions import in_chunks, move
 from ccat_hpc.pipeline.retry import RetryPolicy
 
 StepItem = type[RawDataPackage] | type[DataTransferPackage]
@@ -84,10 +84,10 @@ def assign(
     counted = [i for i in ids if i not in uncounted]
     free = [i for i in ids if i in uncounted]
     for group, tries in ((counted, model.attempts + 1), (free, model.attempts)):
-        for start in range(0, len(group), 5000):
+        for chunk in in_chunks(group):
             session.execute(
                 update(model)
-                .where(model.id.in_(group[start : start + 5000]))
+                .where(model.id.in_(chunk))
                 .values(claimed_by_batch_id=batch_id, attempts=tries)
                 .execution_options(synchronize_session=False)
             )
@@ -255,10 +255,10 @@ def retry_now(session: Session, model: StepItem, states: StepStates) -> int:
             )
         )
     )
-    for start in range(0, len(ids), 5000):
+    for chunk in in_chunks(ids):
         session.execute(
             update(model)
-            .where(model.id.in_(ids[start : start + 5000]))
+            .where(model.id.in_(chunk))
             .values(retry_after=None, failure_retryable=None, attempts=0)
             .execution_options(synchronize_session=False)
         )
