@@ -20,6 +20,8 @@ ACCESS_KEY=ccat-test
 SECRET_KEY=ccat-test-secret
 
 log() { echo "services: $*" >&2; }
+# shellcheck source=scripts/daemon-lib.sh
+. "$(dirname "$0")/daemon-lib.sh"
 
 weed_binary() {
     if command -v weed >/dev/null 2>&1; then
@@ -69,29 +71,13 @@ server_up() {
         </dev/null >"$DIR/log/weed.out" 2>&1 &
     local pid=$!
     echo "$pid" >"$DIR/weed.pid"
-    local deadline=$((SECONDS + 60))
-    until answers; do
-        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            log "the S3 server did not come up (log: $DIR/log/weed.out)"
-            tail -n 20 "$DIR/log/weed.out" >&2 || true
-            exit 1
-        fi
-        sleep 0.2
-    done
+    wait_until_up "S3 server" 60 "$DIR/log/weed.out" "$pid"
     log "S3 server (SeaweedFS) up on 127.0.0.1:$PORT, bucket $BUCKET"
 }
 
 server_down() {
     running || return 0
-    local pid
-    pid="$(cat "$DIR/weed.pid")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do   # it takes a few seconds to stop
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$DIR/weed.pid"
+    stop_by_pid_file "$DIR/weed.pid"   # it takes a few seconds to stop
     log "S3 server stopped"
 }
 

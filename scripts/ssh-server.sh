@@ -14,6 +14,8 @@ DIR="$SERVICES_DIR/ssh"
 PORT="${CCAT_HPC_SSH_PORT:-58322}"
 
 log() { echo "services: $*" >&2; }
+# shellcheck source=scripts/daemon-lib.sh
+. "$(dirname "$0")/daemon-lib.sh"
 
 ensure_installed() {
     [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null && return 0
@@ -67,15 +69,7 @@ server_up() {
     write_config
     mkdir -p /run/sshd 2>/dev/null || true   # its privilege separation folder
     /usr/sbin/sshd -f "$DIR/sshd_config" -E "$DIR/sshd.log"
-    local deadline=$((SECONDS + 30))
-    until answers; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            log "the ssh server did not come up (log: $DIR/sshd.log)"
-            tail -n 20 "$DIR/sshd.log" >&2 || true
-            exit 1
-        fi
-        sleep 0.1
-    done
+    wait_until_up "ssh server" 30 "$DIR/sshd.log"
     log "ssh server up on 127.0.0.1:$PORT"
 }
 

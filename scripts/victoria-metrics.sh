@@ -19,6 +19,8 @@ BINARY=/usr/bin/victoria-metrics
 COMM=victoria-metric
 
 log() { echo "services: $*" >&2; }
+# shellcheck source=scripts/daemon-lib.sh
+. "$(dirname "$0")/daemon-lib.sh"
 
 ensure_installed() {
     [ -x "$BINARY" ] && return 0
@@ -59,29 +61,13 @@ server_up() {
         </dev/null >"$DIR/victoria-metrics.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$DIR/victoria-metrics.pid"
-    local deadline=$((SECONDS + 30))
-    until answers; do
-        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            log "the metrics server did not come up (log: $DIR/victoria-metrics.log)"
-            tail -n 20 "$DIR/victoria-metrics.log" >&2 || true
-            exit 1
-        fi
-        sleep 0.1
-    done
+    wait_until_up "metrics server" 30 "$DIR/victoria-metrics.log" "$pid"
     log "metrics server (victoria-metrics) up on 127.0.0.1:$PORT"
 }
 
 server_down() {
     running || return 0
-    local pid
-    pid="$(cat "$DIR/victoria-metrics.pid")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do   # it flushes its data before it exits
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$DIR/victoria-metrics.pid"
+    stop_by_pid_file "$DIR/victoria-metrics.pid"
     log "metrics server stopped"
 }
 
