@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ccat_hpc.cli.checksum_cmds:checksum",
         "Checksum new files with a job array (= step checksum).",
     ),
+    "cleanup": (
+        "ccat_hpc.cli.cleanup_cmds:cleanup",
+        "Plan and run the deletion of copies whose retention has passed.",
+    ),
     "db": ("ccat_hpc.cli.db_cmds:db", "Create and migrate the ops-db schema."),
     "demo": ("ccat_hpc.cli.demo_cmds:demo", "Run the main job end to end on SQLite."),
     "file": ("ccat_hpc.cli.file_cmds:file_command", "File manifests into ops-db."),

@@ -85,6 +85,7 @@ class PhysicalCopyState(enum.StrEnum):
        │           │  ▲         │              │
        ▼           ▼  └─────────┤ (re-verify)  └──▶ VERIFIED (deletion cancelled)
      FAILED     CORRUPT/MISSING ◀┘
+    PRESENT and CORRUPT copies may be taken for deletion too (cleanup).
 
     PENDING: being written. PRESENT: written, not yet verified. VERIFIED: checksum
     matched at ``verified_at``. A CORRUPT or MISSING copy checked again (after a
@@ -269,7 +270,7 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
     _C: _machine(
         {
             "pending": ("present", "verified", "failed"),
-            "present": ("verified", "corrupt", "missing"),
+            "present": ("verified", "corrupt", "missing", "deletion_pending"),
             "verified": ("verified", "corrupt", "missing", "deletion_pending"),
             "corrupt": ("corrupt", "missing", "deletion_pending", "verified"),
             "missing": ("missing", "corrupt", "present", "verified", "deleted"),

@@ -4,7 +4,8 @@
 chosen tasks fail or die without a word); ``mpi`` reports its ranks; ``checksum``
 hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`); ``package`` builds
 RawDataPackages (:mod:`ccat_hpc.pipeline.package_task`, every rank of an MPI task
-together); ``bundle``, ``transfer`` and ``archive`` are the steps after it. A kind whose
+together); ``bundle``, ``transfer`` and ``archive`` are the steps after it; ``cleanup``
+deletes what retention lets go. A kind whose
 work items are claimed in ops-db when its batch is created (checksum: the files)
 says how to give back the items of a task that ended without its outcome.
 
@@ -160,6 +161,14 @@ def _step_release(step: str) -> Callable[[Session, Sequence[Any], int], int]:
     return release
 
 
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 100
+
+
+def _cleanup_parameters(parameters: Mapping[str, Any]) -> None:
+    _only(parameters, {"site": _name, "location": _name})
+
+
 def _package_other_ranks(comm: Intracomm) -> None:
     from ccat_hpc.pipeline.package_task import package_other_ranks
 
@@ -184,6 +193,10 @@ def job_kinds() -> dict[str, JobKind]:
         "bundle": _step_kind("bundle", "ccat_hpc.pipeline.bundle_task:bundle_task"),
         "transfer": _step_kind("transfer", "ccat_hpc.pipeline.transfer_task:transfer_task"),
         "archive": _step_kind("archive", "ccat_hpc.pipeline.archive_task:archive_task"),
+        "cleanup": JobKind(
+            _step_task("ccat_hpc.pipeline.cleanup:cleanup_task"),
+            check_parameters=_cleanup_parameters,
+        ),
     }
 
 

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from ccat_hpc.db.states import LocationType, PhysicalCopyState
 
 C = PhysicalCopyState
-#: copy states with bytes that cleanup may remove (a copy still being written may not)
-REMOVABLE = frozenset({C.PRESENT, C.VERIFIED, C.CORRUPT})
+#: copy states with bytes that cleanup may remove (a copy still being written may not;
+#: DELETION_PENDING: one whose deletion started and did not finish)
+REMOVABLE = frozenset({C.PRESENT, C.VERIFIED, C.CORRUPT, C.DELETION_PENDING})
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,14 @@ class ArchiveCopy:
     location: str
     state: PhysicalCopyState
     verified_at: datetime | None = None
+    #: for the re-check on the archive: the copy's row, its location, the package it
+    #: holds (its key there, size and checksum)
+    copy_id: int = 0
+    location_id: int = 0
+    package: str = ""
+    key: str = ""
+    size: int = 0
+    checksum: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,3 +99,25 @@ def decide(
             f"{len(verified)} verified long-term archive copy(ies), {max(1, required)} needed"
         )
     return Verdict(True, why, verified)
+
+
+def decide_for_packages(
+    copy: CopyToClean,
+    archive_by_package: Sequence[tuple[str, Sequence[ArchiveCopy]]],
+    now: datetime,
+    required: int = 1,
+) -> Verdict:
+    """May ``copy`` go, when it holds the data of several packages (a transfer package
+    holds RDPs; a file is in one RDP)? Only when every package's archive copies allow
+    it; the proof names them all. A copy that holds no package ops-db knows of is kept:
+    nothing proves its data is archived."""
+    if not archive_by_package:
+        return _keep("holds no archived package ops-db knows of")
+    proof: list[ArchiveCopy] = []
+    verdict = _keep("")
+    for package, archive in archive_by_package:
+        verdict = decide(copy, archive, now, required)
+        if not verdict.delete:
+            return verdict if not package else _keep(f"{package}: {verdict.reason}")
+        proof.extend(verdict.proof)
+    return Verdict(True, verdict.reason, tuple(proof))

@@ -30,8 +30,11 @@ from ccat_hpc.scheduler.breakers import (
     gate,
 )
 
-#: the steps in pipeline order (a pass submits them in this order)
-STEPS = ("checksum", "package", "bundle", "transfer", "archive")
+#: the steps in pipeline order (a pass submits them in this order); cleanup "waits"
+#: (one item) when its interval has passed since its last batch
+STEPS = ("checksum", "package", "bundle", "transfer", "archive", "cleanup")
+#: steps that run every so often rather than for items waiting
+PERIODIC_STEPS = ("cleanup",)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Submit:
     gate: Gate = field(default_factory=Gate)
 
     def describe(self) -> str:
+        if self.step in PERIODIC_STEPS:
+            return f"submit {self.step}: its interval has passed"
         return f"submit {self.step}: {self.waiting} item(s) waiting"
 
 

@@ -24,6 +24,7 @@ from ccat_hpc.db.models import (
     LongTermArchiveTransfer,
     RawDataFile,
     RawDataPackage,
+    Site,
 )
 from ccat_hpc.db.states import JobBatchState, PackageState, RawDataFileState, TransferState
 from ccat_hpc.pipeline.endpoints import LOCATION, ROUTE, EndpointKey, archive_endpoints
@@ -79,6 +80,22 @@ def waiting_items(session: Session) -> dict[str, int]:
             select(func.count()).where(dtp.state == PackageState.TRANSFERRED, ready_now(dtp)),
         ),
     }
+
+
+#: minutes between cleanup runs of a site that does not say
+DEFAULT_CLEANUP_MINUTES = 60.0
+
+
+def cleanup_due(session: Session, now: datetime) -> int:
+    """1 when the shortest cleanup interval of the sites has passed since the last
+    cleanup batch was created (or none ever was), else 0."""
+    intervals = [
+        float((settings or {}).get("pipeline", {}).get("cleanup_interval_minutes", 60.0))
+        for settings in session.scalars(select(Site.settings))
+    ]
+    every = timedelta(minutes=min(intervals, default=DEFAULT_CLEANUP_MINUTES))
+    last = session.scalar(select(func.max(JobBatch.created_at)).where(JobBatch.kind == "cleanup"))
+    return int(last is None or now - last >= every)
 
 
 def open_batches(session: Session) -> list[OpenBatch]:
@@ -178,7 +195,7 @@ def take_snapshot(
     # an open breaker's probe may have ended before the window: look back far enough
     since = now - timedelta(seconds=max(policy.window_seconds, policy.cooldown_seconds) * 2)
     return Snapshot(
-        waiting_items(session),
+        waiting_items(session) | {"cleanup": cleanup_due(session, now)},
         open_batches(session),
         tuple(steps),
         now=now,

@@ -123,6 +123,7 @@ def location_values(
         "instrument_name": location.instrument,
         "retention_days": retention,
         "capacity_bytes": location.capacity_bytes,
+        "user_quota_bytes": location.user_quota_bytes,
         "data_archive_id": archive_id,
     }
     if location.storage is StorageType.DISK:

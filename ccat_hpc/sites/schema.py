@@ -82,6 +82,8 @@ class LocationConfig(Strict):
     retention_days: int | None = Field(default=None, ge=0)
     #: bytes it may hold; a BUFFER past the site's buffer_max_fill of it is passed over
     capacity_bytes: int | None = Field(default=None, ge=1)
+    #: PROCESSING: bytes one user's stagings may hold at once (None: no quota)
+    user_quota_bytes: int | None = Field(default=None, ge=1)
     archive: str | None = None
     path: str | None = None
     host: str = ""
@@ -209,6 +211,11 @@ class PipelineSettings(Strict):
     breaker_cooldown_seconds: float = Field(default=300.0, ge=0)
     #: a BUFFER with a capacity takes no new data past this fraction of it
     buffer_max_fill: float = Field(default=0.9, gt=0, le=1)
+    #: cleanup deletes a copy only while the data has this many VERIFIED copies in
+    #: LONG_TERM_ARCHIVE locations (each checked on the archive right before) ...
+    archive_copies_required: int = Field(default=1, ge=1)
+    #: ... and the scheduler runs it this often
+    cleanup_interval_minutes: float = Field(default=60.0, ge=0)
 
 
 class ArchiveConfig(Strict):

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ccat_hpc.catalog.loader import example_catalog_path, load_catalog_file
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     DataLocation,
@@ -41,14 +39,12 @@ from ccat_hpc.pipeline import step_items
 from ccat_hpc.pipeline.archive_task import ARCHIVE_STATES
 from ccat_hpc.pipeline.transfer_task import TRANSFER_STATES
 from ccat_hpc.pipeline.transferring import transfers_waiting
-from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_site_configs
 from ccat_hpc.storage.factory import backend_for
 from tests import step_runs
 from tests.conftest import REPO
 from tests.integration.test_bundle_step import run_bundle, set_pipeline
 from tests.integration.test_checksum_step import run_batch as run_checksum
 from tests.integration.test_package_step import backoff_passed, observe, run_package
-from tests.integration.test_storage import s3_environment
 
 P = PackageState
 T = TransferState
@@ -58,46 +54,6 @@ SERVICES = Path(os.environ.get("CCAT_HPC_SERVICES_DIR", "/tmp/ccat-hpc-services"
 BOTH_ARCHIVES = pytest.mark.parametrize(
     "archive_kind", ["disk", pytest.param("s3", marks=pytest.mark.s3)], indirect=True
 )
-
-
-@pytest.fixture
-def archive_kind(
-    request: pytest.FixtureRequest, data_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """The archive's storage (a folder unless a test asks for both); the site configs are
-    loaded with it (S3: a fresh prefix, 5 MiB parts)."""
-    kind = str(getattr(request, "param", "disk"))
-    if kind == "s3":
-        s3_environment()
-        monkeypatch.setenv("CCAT_ARCHIVE_STORAGE", "s3")
-        monkeypatch.setenv("CCAT_S3_PREFIX", f"pipeline-tests/{uuid.uuid4().hex}")
-        monkeypatch.setenv("CCAT_S3_PART_SIZE_MB", "5")
-    return kind
-
-
-@pytest.fixture
-def sites(
-    factory: sessionmaker[Session], data_root: Path, archive_kind: str
-) -> sessionmaker[Session]:
-    """ops-db with the shipped sites (and Cornell) and the catalog; every folder there."""
-    configs = [
-        *shipped_site_configs(),
-        *sorted((REPO / "ccat_hpc/site_configs/examples").glob("*.yaml")),
-    ]
-    with transaction(factory) as session:
-        load_site_configs(session, read_site_configs(configs))
-    with transaction(factory) as session:
-        load_catalog_file(session, example_catalog_path())
-    for name in (
-        "chile-source-primecam",
-        "chile-buffer-01",
-        "cologne-buffer-01",
-        "cologne-archive",
-        "cornell-buffer-01",
-    ):
-        (data_root / name).mkdir()
-    set_pipeline(factory, bundle_max_wait_minutes=0)
-    return factory
 
 
 def set_method(factory: sessionmaker[Session], method: str) -> None:

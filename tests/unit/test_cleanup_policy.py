@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccat_hpc.db.states import LocationType, PhysicalCopyState
-from ccat_hpc.pipeline.cleanup_policy import ArchiveCopy, CopyToClean, decide
+from ccat_hpc.pipeline.cleanup_policy import (
+    ArchiveCopy,
+    CopyToClean,
+    decide,
+    decide_for_packages,
+)
 
 C = PhysicalCopyState
 L = LocationType
@@ -52,6 +57,17 @@ def test_staged_data_goes_when_its_staging_expired_or_was_released() -> None:
     later = replace(staged, expires_at=NOW + timedelta(hours=1))
     assert not decide(later, [ARCHIVED], NOW).delete
     assert decide(replace(staged, expires_at=NOW), [ARCHIVED], NOW).delete
+
+
+def test_a_transfer_package_goes_only_when_every_package_in_it_is_archived() -> None:
+    other = ArchiveCopy("cologne-archive", C.VERIFIED, NOW, package="rdp-2")
+    both = [("rdp-1", [ARCHIVED]), ("rdp-2", [other])]
+    verdict = decide_for_packages(source_copy(31), both, NOW)
+    assert verdict.delete and verdict.proof == (ARCHIVED, other)
+    one_lost = [("rdp-1", [ARCHIVED]), ("rdp-2", [replace(other, state=C.MISSING)])]
+    kept = decide_for_packages(source_copy(31), one_lost, NOW)
+    assert not kept.delete and kept.reason.startswith("rdp-2: 0 verified")
+    assert not decide_for_packages(source_copy(31), [], NOW).delete  # nothing proves it
 
 
 # -- the safety property, on a model of one file's copies ---------------------------------

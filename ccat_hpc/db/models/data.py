@@ -229,6 +229,9 @@ class PhysicalCopy(IdMixin, CreatedMixin, Base):
     )
     verified_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    #: PROCESSING: staged data is kept until then (the latest expiry of the stagings
+    #: that use it; set to the release time when the last one is released)
+    expires_at: Mapped[datetime | None]
     failure_reason: Mapped[str | None] = mapped_column(Text)
     data_location: Mapped[DataLocation] = relationship()
     __mapper_args__ = {"polymorphic_on": "type", "polymorphic_identity": "physical_copy"}

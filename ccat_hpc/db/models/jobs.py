@@ -22,7 +22,11 @@ class JobBatch(IdMixin, CreatedMixin, Base):
     """One job array of one job kind: N tasks, one resource profile, one executor."""
 
     __tablename__ = "job_batch"
-    __table_args__ = (Index("ix_job_batch_state", "state"),)
+    __table_args__ = (
+        Index("ix_job_batch_state", "state"),
+        # the scheduler asks when a kind (cleanup) last ran
+        Index("ix_job_batch_kind_created_at", "kind", "created_at"),
+    )
     kind: Mapped[str] = mapped_column(String(40))
     executor: Mapped[str] = mapped_column(String(20))
     state: Mapped[JobBatchState] = mapped_column(

@@ -1,10 +1,11 @@
-"""Staging: scientists' requests to bring archived packages to PROCESSING storage."""
+"""Staging: scientists' requests to bring archived data to PROCESSING storage."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ccat_hpc.db.base import Base, BigIntPK, CreatedMixin, IdMixin, state_enum
@@ -21,6 +22,16 @@ staging_job_raw_data_package = Table(
     Column("raw_data_package_id", BigIntPK, ForeignKey("raw_data_package.id"), primary_key=True),
 )
 
+#: the files a staging asked for (all of an observation's, or those its glob matched)
+staging_job_file = Table(
+    "staging_job_file",
+    Base.metadata,
+    Column("staging_job_id", BigIntPK, ForeignKey("staging_job.id"), primary_key=True),
+    Column(
+        "raw_data_file_id", BigIntPK, ForeignKey("raw_data_file.id"), primary_key=True, index=True
+    ),
+)
+
 
 class StagingJob(IdMixin, CreatedMixin, Base):
     __tablename__ = "staging_job"
@@ -31,11 +42,19 @@ class StagingJob(IdMixin, CreatedMixin, Base):
     )
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
     destination_location_id: Mapped[int] = mapped_column(ForeignKey("data_location.id"), index=True)
+    #: the request's folder, relative to the PROCESSING location's root
     destination_path: Mapped[str] = mapped_column(String(1024), default="")
+    #: what the scientist asked for (program, obs unit, source, instrument, time, ids, glob)
+    selection: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    file_count: Mapped[int] = mapped_column(default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the job batch whose task stages it now; only that batch records it
+    claimed_by_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     retry_after: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: the staged data is kept until then, unless released earlier
     release_after: Mapped[datetime | None]
     failure_reason: Mapped[str | None] = mapped_column(Text)
     user: Mapped[User | None] = relationship()

@@ -38,6 +38,8 @@ class DataLocation(IdMixin, CreatedMixin, Base):
     #: bytes the location may hold (a BUFFER over its fill level is passed over); None:
     #: no limit is tracked
     capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    #: PROCESSING: bytes one user's stagings may hold at once; None: no quota
+    user_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Name of the instrument a SOURCE location belongs to (matched at filing time; a name,
     # not a key, because sites are loaded before the catalog).
     instrument_name: Mapped[str | None] = mapped_column(String(100))
