@@ -19,7 +19,9 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (7, "package error"),
     (8, "batch system error"),
     (9, "storage error (a buffer or archive could not be read or written)"),
+    (10, "refused: a staging request would exceed the user's quota"),
     (70, "internal error (a bug: please report it with the --verbose output)"),
+    (75, "timed out (stage wait --timeout: the request is not READY yet)"),
     (130, "interrupted (Ctrl-C)"),
     (143, "terminated (SIGTERM: a time limit or a cancel); what was done is recorded"),
 )

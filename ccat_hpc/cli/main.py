@@ -74,6 +74,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Write a synthetic observation and its manifest.",
     ),
     "sites": ("ccat_hpc.cli.sites_cmds:sites", "Load, list and show sites, locations, routes."),
+    "stage": (
+        "ccat_hpc.cli.stage_cmds:stage",
+        "Stage archived data to PROCESSING storage (request, wait, release, list).",
+    ),
     "status": ("ccat_hpc.cli.status_cmds:status", "Counts by state and location in ops-db."),
     "step": (
         "ccat_hpc.cli.step_cmds:step",

@@ -22,7 +22,7 @@ from ccat_hpc.cli.job_support import (
 )
 from ccat_hpc.cli.params import SECONDS
 
-STEP_NAMES = ["checksum", "package", "bundle", "transfer", "archive", "cleanup"]
+STEP_NAMES = ["checksum", "package", "bundle", "transfer", "archive", "stage", "cleanup"]
 
 
 @click.group()

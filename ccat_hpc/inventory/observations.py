@@ -122,7 +122,7 @@ def _base_query() -> Select[uuid.UUID, datetime, datetime, ObservationStatus, st
     )
 
 
-def _catalog_conditions(session: Session, wanted: ObservationFilter) -> list[ColumnElement[bool]]:
+def catalog_conditions(session: Session, wanted: ObservationFilter) -> list[ColumnElement[bool]]:
     """Conditions on program, obs unit, instrument and module (names checked first)."""
     conditions: list[ColumnElement[bool]] = []
     instrument_id = None
@@ -148,7 +148,7 @@ def _catalog_conditions(session: Session, wanted: ObservationFilter) -> list[Col
     return conditions
 
 
-def _time_conditions(wanted: ObservationFilter) -> list[ColumnElement[bool]]:
+def time_conditions(wanted: ObservationFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if wanted.since is not None:
         conditions.append(ExecutedObsUnit.start_time >= wanted.since)
@@ -216,7 +216,7 @@ def list_observations(
     """Observations matching ``wanted``, oldest first; file counts as filed by manifest."""
     check_limit(limit)
     wanted = wanted or ObservationFilter()
-    query = _base_query().where(*_catalog_conditions(session, wanted), *_time_conditions(wanted))
+    query = _base_query().where(*catalog_conditions(session, wanted), *time_conditions(wanted))
     if after is not None:
         query = query.where(_after(session, after))
     order = (ExecutedObsUnit.start_time, ExecutedObsUnit.id)

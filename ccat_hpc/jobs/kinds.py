@@ -5,7 +5,8 @@ chosen tasks fail or die without a word); ``mpi`` reports its ranks; ``checksum`
 hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`); ``package`` builds
 RawDataPackages (:mod:`ccat_hpc.pipeline.package_task`, every rank of an MPI task
 together); ``bundle``, ``transfer`` and ``archive`` are the steps after it; ``cleanup``
-deletes what retention lets go. A kind whose
+deletes what retention lets go; ``stage`` brings archived data to PROCESSING storage for
+scientists' staging requests. A kind whose
 work items are claimed in ops-db when its batch is created (checksum: the files)
 says how to give back the items of a task that ended without its outcome.
 
@@ -161,6 +162,12 @@ def _step_release(step: str) -> Callable[[Session, Sequence[Any], int], int]:
     return release
 
 
+def _release_stagings(session: Session, items: Sequence[Any], batch_id: int) -> int:
+    from ccat_hpc.jobs.stage_batch import release_stagings
+
+    return release_stagings(session, items, batch_id)
+
+
 def _name(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 100
 
@@ -193,6 +200,11 @@ def job_kinds() -> dict[str, JobKind]:
         "bundle": _step_kind("bundle", "ccat_hpc.pipeline.bundle_task:bundle_task"),
         "transfer": _step_kind("transfer", "ccat_hpc.pipeline.transfer_task:transfer_task"),
         "archive": _step_kind("archive", "ccat_hpc.pipeline.archive_task:archive_task"),
+        "stage": JobKind(
+            _step_task("ccat_hpc.pipeline.stage_task:stage_task"),
+            release=_release_stagings,
+            submittable=False,
+        ),
         "cleanup": JobKind(
             _step_task("ccat_hpc.pipeline.cleanup:cleanup_task"),
             check_parameters=_cleanup_parameters,

@@ -37,7 +37,7 @@ from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PhysicalCopyState
 from ccat_hpc.db.transitions import move
 from ccat_hpc.logline import log_line
-from ccat_hpc.pipeline import copies
+from ccat_hpc.pipeline import copies, staging_request
 from ccat_hpc.pipeline.cleanup_candidates import (
     FILE,
     KINDS,
@@ -193,6 +193,8 @@ class CleanupReport:
     refused: int = 0
     #: copies whose deletion failed (left DELETION_PENDING for the next run)
     failed: int = 0
+    #: staging requests released because their time was up
+    expired_stagings: int = 0
     by_location: dict[str, list[int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -203,6 +205,7 @@ class CleanupReport:
             "kept": self.kept,
             "refused": self.refused,
             "failed": self.failed,
+            "expired_stagings": self.expired_stagings,
             "by_location": {k: {"copies": n, "bytes": b} for k, (n, b) in self.by_location.items()},
             "problems": self.problems[:50],
         }
@@ -218,8 +221,11 @@ def run_cleanup(
     limit: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> CleanupReport:
-    """Delete every copy the policy and the re-checks allow (at most ``limit``)."""
+    """Release the stagings whose time is up, then delete every copy the policy and the
+    re-checks allow (at most ``limit``)."""
     report = CleanupReport()
+    with transaction(factory) as session:
+        report.expired_stagings = len(staging_request.expire(session, now))
     stores = Stores(factory, environ)
     check = ArchiveCheck(factory, stores)
     for page in plan_pages(factory, site=site, location=location, now=now):

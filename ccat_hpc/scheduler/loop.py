@@ -44,6 +44,7 @@ SUBMITTERS = {
     "bundle": "ccat_hpc.jobs.bundle_batch:submit_bundle",
     "transfer": "ccat_hpc.jobs.transfer_batch:submit_transfer",
     "archive": "ccat_hpc.jobs.archive_batch:submit_archive",
+    "stage": "ccat_hpc.jobs.stage_batch:submit_stage",
     "cleanup": "ccat_hpc.jobs.cleanup_batch:submit_cleanup",
 }
 

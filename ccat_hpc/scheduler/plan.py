@@ -32,7 +32,7 @@ from ccat_hpc.scheduler.breakers import (
 
 #: the steps in pipeline order (a pass submits them in this order); cleanup "waits"
 #: (one item) when its interval has passed since its last batch
-STEPS = ("checksum", "package", "bundle", "transfer", "archive", "cleanup")
+STEPS = ("checksum", "package", "bundle", "transfer", "archive", "stage", "cleanup")
 #: steps that run every so often rather than for items waiting
 PERIODIC_STEPS = ("cleanup",)
 

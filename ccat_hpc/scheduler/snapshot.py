@@ -27,6 +27,7 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.states import JobBatchState, PackageState, RawDataFileState, TransferState
+from ccat_hpc.jobs.stage_batch import ready_condition
 from ccat_hpc.pipeline.endpoints import LOCATION, ROUTE, EndpointKey, archive_endpoints
 from ccat_hpc.pipeline.placement import buffer_fills
 from ccat_hpc.pipeline.step_items import ready_now
@@ -84,6 +85,11 @@ def waiting_items(session: Session) -> dict[str, int]:
 
 #: minutes between cleanup runs of a site that does not say
 DEFAULT_CLEANUP_MINUTES = 60.0
+
+
+def stagings_ready(session: Session) -> int:
+    """Staging requests waiting to be staged (new, or past their backoff)."""
+    return _count(session, select(func.count()).where(ready_condition()))
 
 
 def cleanup_due(session: Session, now: datetime) -> int:
@@ -195,7 +201,8 @@ def take_snapshot(
     # an open breaker's probe may have ended before the window: look back far enough
     since = now - timedelta(seconds=max(policy.window_seconds, policy.cooldown_seconds) * 2)
     return Snapshot(
-        waiting_items(session) | {"cleanup": cleanup_due(session, now)},
+        waiting_items(session)
+        | {"stage": stagings_ready(session), "cleanup": cleanup_due(session, now)},
         open_batches(session),
         tuple(steps),
         now=now,

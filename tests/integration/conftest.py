@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from ccat_hpc.sites.loader import load_site_configs, read_site_configs, shipped_
 from tests.conftest import REPO
 from tests.integration.test_bundle_step import set_pipeline
 from tests.integration.test_storage import s3_environment
+from tests.integration.test_transfer_archive import bundled, run_step
 
 
 @pytest.fixture
@@ -54,3 +56,14 @@ def sites(
         (data_root / name).mkdir()
     set_pipeline(factory, bundle_max_wait_minutes=0)
     return factory
+
+
+@pytest.fixture
+def archived(
+    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> Iterator[dict[str, bytes]]:
+    """Two packages archived in Cologne; the files' bytes as they were on SOURCE."""
+    sources = bundled(sites, data_root, tmp_path)
+    assert run_step(sites, "transfer", tmp_path) is not None
+    assert run_step(sites, "archive", tmp_path) is not None
+    yield {str(path): path.read_bytes() for path in sources}

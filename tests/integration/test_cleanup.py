@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,22 +36,9 @@ from tests.integration.test_cli import InProcess
 from tests.integration.test_scheduler import local_setup
 from tests.integration.test_transfer_archive import (
     BOTH_ARCHIVES,
-    bundled,
-    run_step,
 )
 
 C = PhysicalCopyState
-
-
-@pytest.fixture
-def archived(
-    sites: sessionmaker[Session], data_root: Path, tmp_path: Path
-) -> Iterator[dict[str, bytes]]:
-    """Two packages archived in Cologne; the files' bytes as they were on SOURCE."""
-    sources = bundled(sites, data_root, tmp_path)
-    assert run_step(sites, "transfer", tmp_path) is not None
-    assert run_step(sites, "archive", tmp_path) is not None
-    yield {str(path): path.read_bytes() for path in sources}
 
 
 def set_retention(factory: sessionmaker[Session], days: int | None, *names: str) -> None:

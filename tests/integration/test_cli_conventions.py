@@ -315,7 +315,7 @@ def test_command_help_imports_that_command_only() -> None:
 
 def test_help_lists_every_exit_code_and_every_command(run: InProcess) -> None:
     text = run(None, "--help").stdout
-    assert [code for code, _ in EXIT_CODES] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 70, 130, 143]
+    assert [code for code, _ in EXIT_CODES] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 70, 75, 130, 143]
     for code, meaning in EXIT_CODES:
         assert re.search(rf"^ +{code}  {re.escape(meaning)}$", text, re.MULTILINE), code
     flat = " ".join(text.split())
@@ -329,6 +329,7 @@ def test_every_error_class_has_a_documented_exit_code() -> None:
     import ccat_hpc.engine.errors
     import ccat_hpc.executors.process
     import ccat_hpc.jobs.runner
+    import ccat_hpc.pipeline.staging_request
     import ccat_hpc.storage.base  # noqa: F401
 
     documented = {code for code, _ in EXIT_CODES}

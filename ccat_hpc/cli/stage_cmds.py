@@ -1,0 +1,266 @@
+"""``ccat-hpc stage``: scientists bring archived observations to PROCESSING storage."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ccat_hpc.cli.context import AppContext, pass_app
+from ccat_hpc.cli.inventory_cmds import time_option
+from ccat_hpc.db.session import transaction
+from ccat_hpc.units import human_bytes
+
+#: `stage wait` exit statuses: READY 0; FAILED, cancelled or released 1; timed out 75
+WAIT_TIMED_OUT = 75
+
+
+def current_user() -> str:
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+@click.group()
+def stage() -> None:
+    """Stage archived data to PROCESSING storage for processing (on RAMSES).
+
+    \b
+    A request names observations (program, obs unit, source, instrument, module, time
+    range or execution ids), optionally some of their files (--files GLOB). The
+    scheduler stages it as a job: each file is fetched from the long-term archive
+    (only its bytes, by ranged reads), checked against its checksum, and linked into
+    the request's folder, which shows STAGING, then READY (the files' xxh3-128 sums:
+    `xxh128sum -c READY`) or FAILED (the reason). Files staged already are reused.
+
+    \b
+    Example (sbatch/stage.sbatch --help shows the same as a Slurm job chain):
+      ID=$(ccat-hpc stage request --obs-unit ECDFS-deep-001 --files '*/280GHz/*' --id-only)
+      ccat-hpc stage wait "$ID" && ls "$(ccat-hpc stage status "$ID" --folder)"
+      ccat-hpc stage release "$ID"      # when done: its files may be cleaned up
+    """
+
+
+@stage.command("request")
+@click.option("--program", metavar="NAME", help="Observing program (name or short name).")
+@click.option("--obs-unit", metavar="NAME", help="Obs unit.")
+@click.option("--source", metavar="NAME", help="Source (target) name.")
+@click.option("--instrument", metavar="NAME", help="Instrument (e.g. PrimeCam, CHAI).")
+@click.option("--module", metavar="NAME", help="Instrument module (of --instrument when given).")
+@time_option("--since", False, "Started at or after this time (ISO 8601 or a UTC date).")
+@time_option("--until", True, "Started before this time; a date includes that whole day (UTC).")
+@click.option(
+    "--execution", "executions", multiple=True, type=click.UUID, help="Execution id (repeatable)."
+)
+@click.option("--files", metavar="GLOB", help="Only files whose path matches, e.g. '*/det_0001*'.")
+@click.option("--location", metavar="NAME", help="PROCESSING location (default: the only one).")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True, max=3650),
+    help="Keep the data this long (default: the location's retention).",
+)
+@click.option("--name", default="", help="A name to recognise the request by.")
+@click.option("--user", default=None, help="Whose request (default: $USER).")
+@click.option("--id-only", is_flag=True, help="Print only the request id (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def request_command(
+    app: AppContext,
+    program: str | None,
+    obs_unit: str | None,
+    source: str | None,
+    instrument: str | None,
+    module: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    executions: tuple[uuid.UUID, ...],
+    files: str | None,
+    location: str | None,
+    days: float | None,
+    name: str,
+    user: str | None,
+    id_only: bool,
+    as_json: bool,
+) -> None:
+    """Ask for data to be staged; prints the request id and its folder."""
+    from ccat_hpc.pipeline.staging_request import Selection, create_request
+
+    wanted = Selection(
+        program, obs_unit, source, instrument, module, since, until, executions, files
+    )
+    with transaction(app.sessions()) as session:
+        made = create_request(
+            session, wanted, user or current_user(), location=location, days=days, name=name
+        )
+        root = _root(session, made.id)
+    folder = f"{root}/{made.folder}" if root else made.folder
+    if id_only:
+        click.echo(made.id)
+    elif as_json:
+        shown = {"id": made.id, "folder": folder, "files": made.files, "bytes": made.bytes}
+        click.echo(json.dumps(shown | {"release_after": made.release_after.isoformat()}))
+    else:
+        click.echo(f"staging request {made.id}: {made.files} file(s), {human_bytes(made.bytes)}")
+        if made.already_staged:
+            click.echo(f"  {made.already_staged} of them are staged already and are reused")
+        click.echo(f"  folder: {folder}")
+        click.echo(f"  kept until {made.release_after.isoformat(timespec='seconds')}")
+        click.echo(f"  wait for it: ccat-hpc stage wait {made.id}")
+
+
+def _root(session: Any, staging_id: int) -> str:
+    from ccat_hpc.db.models import DiskDataLocation, StagingJob
+
+    job = session.get_one(StagingJob, staging_id)
+    location = session.get(DiskDataLocation, job.destination_location_id)
+    return "" if location is None else str(location.path)
+
+
+def _describe(session: Any, staging_id: int) -> dict[str, Any]:
+    from ccat_hpc.db.models import StagingJob, StagingJobLog, User
+    from ccat_hpc.errors import NotFoundError
+
+    job = session.get(StagingJob, staging_id)
+    if job is None:
+        raise NotFoundError(f"no staging request {staging_id}")
+    user = session.get(User, job.user_id) if job.user_id else None
+    root = _root(session, staging_id)
+
+    def when(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat(timespec="seconds")
+
+    logs = session.query(StagingJobLog).filter_by(staging_job_id=job.id).order_by(StagingJobLog.id)
+    return {
+        "id": job.id,
+        "name": job.name,
+        "user": user.username if user else None,
+        "state": job.state.value,
+        "marker": _marker(job.state.value),
+        "folder": f"{root}/{job.destination_path}" if root else job.destination_path,
+        "location": job.destination_location.name,
+        "files": job.file_count,
+        "bytes": job.total_bytes,
+        "selection": job.selection,
+        "attempts": job.attempts,
+        "created_at": when(job.created_at),
+        "started_at": when(job.started_at),
+        "finished_at": when(job.finished_at),
+        "release_after": when(job.release_after),
+        "retry_after": when(job.retry_after),
+        "reason": job.failure_reason,
+        "log": [f"{when(row.created_at)} {row.level.value}: {row.message}" for row in logs],
+    }
+
+
+def _marker(state: str) -> str:
+    return {"staged": "READY", "failed": "FAILED"}.get(
+        state, "STAGING" if state in ("pending", "submitted", "staging", "retry_wait") else "-"
+    )
+
+
+@stage.command("status")
+@click.argument("staging_id", type=int)
+@click.option("--folder", "folder_only", is_flag=True, help="Print only the request's folder.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def status_command(app: AppContext, staging_id: int, folder_only: bool, as_json: bool) -> None:
+    """One request: its state, folder, files, times and log."""
+    with transaction(app.sessions()) as session:
+        shown = _describe(session, staging_id)
+    if folder_only:
+        click.echo(shown["folder"])
+    elif as_json:
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        click.echo(
+            f"staging request {shown['id']} ({shown['user']}): {shown['state']} [{shown['marker']}]"
+        )
+        for key in ("folder", "location", "files", "bytes", "created_at", "started_at"):
+            click.echo(f"  {key}: {shown[key]}")
+        for key in ("finished_at", "release_after", "retry_after", "reason"):
+            if shown[key]:
+                click.echo(f"  {key}: {shown[key]}")
+        click.echo(f"  selection: {json.dumps(shown['selection'])}")
+        for line in shown["log"][-10:]:
+            click.echo(f"  {line}")
+
+
+@stage.command("wait")
+@click.argument("staging_id", type=int)
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@pass_app
+def wait_command(app: AppContext, staging_id: int, timeout: float | None, interval: float) -> None:
+    """Block until the request is READY (exit 0) or FAILED (exit 1; 75 on --timeout):
+    the first step of a job that processes the data."""
+    started = time.monotonic()
+    while True:
+        with transaction(app.sessions()) as session:
+            shown = _describe(session, staging_id)
+        state = shown["state"]
+        if state == "staged":
+            click.echo(f"READY: {shown['folder']}")
+            return
+        if state in ("failed", "cancelled", "released"):
+            click.echo(f"staging request {staging_id} {state}: {shown['reason'] or ''}", err=True)
+            raise SystemExit(1)
+        if timeout is not None and time.monotonic() - started >= timeout:
+            click.echo(f"staging request {staging_id} still {state} after {timeout} s", err=True)
+            raise SystemExit(WAIT_TIMED_OUT)
+        time.sleep(interval)
+
+
+@stage.command("release")
+@click.argument("staging_ids", type=int, nargs=-1, required=True)
+@pass_app
+def release_command(app: AppContext, staging_ids: tuple[int, ...]) -> None:
+    """Done with the data: remove the request's folder; its files are cleaned up once
+    no other request uses them. A request still waiting is cancelled."""
+    from ccat_hpc.pipeline.staging_request import release
+
+    for staging_id in staging_ids:
+        with transaction(app.sessions()) as session:
+            state = release(session, staging_id)
+        click.echo(f"staging request {staging_id}: {state.value}")
+
+
+@stage.command("list")
+@click.option("--mine", is_flag=True, help="Only my requests ($USER).")
+@click.option("--user", default=None, help="Only this user's requests.")
+@click.option("--all", "show_all", is_flag=True, help="Also released, failed and cancelled ones.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_command(
+    app: AppContext, mine: bool, user: str | None, show_all: bool, as_json: bool
+) -> None:
+    """Staging requests, newest first (live ones unless --all)."""
+    from sqlalchemy import select
+
+    from ccat_hpc.db.models import StagingJob, User
+    from ccat_hpc.pipeline.staging_request import LIVE
+
+    who = current_user() if mine else user
+    with transaction(app.sessions()) as session:
+        query = select(StagingJob.id).order_by(StagingJob.id.desc()).limit(500)
+        if who is not None:
+            query = query.join(User, User.id == StagingJob.user_id).where(User.username == who)
+        if not show_all:
+            query = query.where(StagingJob.state.in_(LIVE))
+        rows = [_describe(session, i) for i in session.scalars(query)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no staging requests")
+    for row in rows:
+        click.echo(
+            f"{row['id']:>6} {row['user'] or '-':<12} {row['state']:<10} {row['files']:>6} files "
+            f"{human_bytes(row['bytes']):>10}  {row['folder']}"
+        )
