@@ -63,7 +63,8 @@ def _summary(snapshot: dict[str, Any], runs: list[StepRun]) -> str:
         f"files: {archived['count']} of {total} archived ({human_bytes(archived['bytes'])})",
         f"packages: {packages.get('archived', 0)} archived of {sum(packages.values())}",
         f"copies with a verified checksum: {verified}",
-        "time per step: " + ", ".join(f"{r.name} {r.seconds:.1f} s" for r in runs),
+        "per step: "
+        + ", ".join(f"{r.name} {human_bytes(r.size)} in {r.seconds:.1f} s" for r in runs),
     ]
     return "\n".join(lines)
 
@@ -77,6 +78,8 @@ class StepRun:
     name: str
     seconds: float
     items: int
+    #: bytes its tasks reported (hashed, packed, sent or uploaded)
+    size: int = 0
 
 
 def _setup(executor_name: str, app: AppContext, kind: str) -> JobSetup:
@@ -119,7 +122,8 @@ def _step_runs(factory: sessionmaker[Session]) -> list[StepRun]:
             ends = [b.finished_at for b in batches if b.finished_at]
             seconds = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
             items = sum(len(task.items) for b in batches for task in b.tasks)
-            runs.append(StepRun(step, seconds, items))
+            size = sum(int((t.result or {}).get("bytes", 0)) for b in batches for t in b.tasks)
+            runs.append(StepRun(step, seconds, items, size))
     return runs
 
 
@@ -142,6 +146,91 @@ def _demo_environment(workdir: Path) -> dict[str, str]:
     return {name: os.environ[name] for name in defaults}
 
 
+#: the demo's scientist stages one whole observation and a few files of the other
+SCIENTIST = "scientist"
+STAGED_FILES_GLOB = "*det_00000[0-2]*"
+#: cleanup runs as if this many days had passed (SOURCE keeps data 30 days, buffers 7)
+CLEANUP_AFTER_DAYS = 31
+
+
+@dataclass(frozen=True)
+class LifecycleRun:
+    name: str
+    seconds: float
+    detail: str
+
+
+def _lifecycle(app: AppContext, executor_name: str) -> list[LifecycleRun]:
+    """Stage for a scientist (a whole observation, and a few files of the other by
+    ranged reads), release, then clean up SOURCE, BUFFER and PROCESSING copies as the
+    retention policy allows a month later."""
+    import time
+    from datetime import timedelta
+
+    from ccat_hpc.db.base import utcnow
+    from ccat_hpc.pipeline.cleanup import run_cleanup
+    from ccat_hpc.pipeline.staging_request import Selection, create_request, release
+
+    factory = app.sessions()
+    obs_unit, chai_unit = DEMO_OBSERVATIONS[0][2], DEMO_OBSERVATIONS[1][2]
+    with transaction(factory) as session:
+        whole = create_request(session, Selection(obs_unit=obs_unit), SCIENTIST)
+        some = create_request(
+            session, Selection(obs_unit=chai_unit, files=STAGED_FILES_GLOB), SCIENTIST
+        )
+    for made, what in (
+        (whole, f"all of {obs_unit}"),
+        (some, f"{STAGED_FILES_GLOB} of {chai_unit}"),
+    ):
+        click.echo(f"staging request {made.id} ({what}): {made.files} file(s) -> {made.folder}")
+    started = time.monotonic()
+    _run_scheduler(app, executor_name)
+    staged = _staged(factory, (whole.id, some.id))
+    runs = [LifecycleRun("stage", time.monotonic() - started, staged)]
+    _step("the scientist is done: release both stagings")
+    started = time.monotonic()
+    with transaction(factory) as session:
+        for made in (whole, some):
+            click.echo(f"staging request {made.id}: {release(session, made.id).value}")
+    runs.append(LifecycleRun("release", time.monotonic() - started, "2 request(s)"))
+    _step(f"cleanup as it will run {CLEANUP_AFTER_DAYS} days from now (retention passed)")
+    started = time.monotonic()
+    later = utcnow() + timedelta(days=CLEANUP_AFTER_DAYS)
+    report = run_cleanup(factory, dict(os.environ), now=later)
+    for problem in report.problems:
+        click.echo(problem)
+    by_place = "; ".join(
+        f"{where} {count} copies {human_bytes(size)}"
+        for where, (count, size) in sorted(report.by_location.items())
+    )
+    click.echo(f"deleted {report.deleted} copies ({human_bytes(report.deleted_bytes)}): {by_place}")
+    runs.append(
+        LifecycleRun(
+            "cleanup",
+            time.monotonic() - started,
+            f"{report.deleted} copies, {human_bytes(report.deleted_bytes)} freed",
+        )
+    )
+    return runs
+
+
+def _staged(factory: sessionmaker[Session], ids: tuple[int, ...]) -> str:
+    """What the stage batches did: files, bytes staged and bytes read from the archive."""
+    from ccat_hpc.db.models import StagingJob
+
+    with transaction(factory) as session:
+        jobs = [session.get_one(StagingJob, i) for i in ids]
+        states = {j.state.value for j in jobs}
+        files = sum(j.file_count for j in jobs)
+        size = sum(j.total_bytes for j in jobs)
+        batches = session.scalars(select(JobBatch).where(JobBatch.kind == "stage")).all()
+        read = sum(int((t.result or {}).get("bytes_read", 0)) for b in batches for t in b.tasks)
+    return (
+        f"{len(jobs)} request(s) {'/'.join(sorted(states))}: {files} files, "
+        f"{human_bytes(size)} staged, {human_bytes(read)} read from the archive"
+    )
+
+
 def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> None:
     """What a newcomer types next, against the demo's ops-db."""
     command = Path(sys.executable).with_name("ccat-hpc")
@@ -159,9 +248,11 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
         f"ccat-hpc watch {shlex.quote(str(inbox))} --once --stable-seconds 0",
         "ccat-hpc scheduler run --until-idle        # every step for what is ready, then exit",
         "ccat-hpc breaker list                      # routes and archives that stopped taking work",
+        "ccat-hpc stage list --all                  # the scientist's stagings",
+        f"ccat-hpc stage request --obs-unit {DEMO_OBSERVATIONS[0][2]} --user {SCIENTIST}",
+        "ccat-hpc cleanup plan --kept               # what retention lets go, and why not",
     ]
     click.echo("\n".join(f"  {line}" for line in lines))
-    click.echo("Not built yet: staging to PROCESSING and cleanup (README: What exists today).")
 
 
 @click.command()
@@ -183,8 +274,10 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
 )
 @pass_app
 def demo(app: AppContext, workdir: Path, file_count: int, file_size: int, executor: str) -> None:
-    """Observe and file, then the scheduler loop checksums, packages, bundles, transfers
-    and archives until nothing is left; then status.
+    """The whole data lifecycle: observe and file; the scheduler loop checksums,
+    packages, bundles, transfers and archives until nothing is left; a scientist stages
+    an observation (and a few files of another by ranged reads) and releases them;
+    cleanup, run as a month later, frees SOURCE, BUFFER and PROCESSING; then status.
 
     Everything stays below WORKDIR: its own SQLite ops-db (unless --db is given
     explicitly), the sites' folders, manifests and job files; $CCAT_HPC_DB and
@@ -226,12 +319,16 @@ def demo(app: AppContext, workdir: Path, file_count: int, file_size: int, execut
         + f" ({executor} executor)"
     )
     runs = _run_scheduler(app, executor)
+    _step(f"a scientist on RAMSES stages data to PROCESSING ({executor} executor)")
+    lifecycle = _lifecycle(app, executor)
     _step("status")
     with transaction(factory) as session:
         snapshot = collect_status(session)
         click.echo(render_status(snapshot))
     _step("summary")
     click.echo(_summary(snapshot, runs))
+    for run in lifecycle:
+        click.echo(f"{run.name}: {run.detail} in {run.seconds:.1f} s")
     _step("next: go on with the demo's ops-db")
     _next_steps(app, environment, inbox)
     app.close()

@@ -194,9 +194,19 @@ def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: 
         assert f"did: submit {step}:" in result.stdout, step
     assert "did: submit checksum: 6 item(s) waiting → batch 1" in result.stdout
     assert "the scheduler is idle after" in result.stdout
-    assert "files: 6 of 6 archived" in result.stdout and "time per step: checksum" in result.stdout
+    assert "files: 6 of 6 archived" in result.stdout
+    assert "per step: checksum 6.0 KB in " in result.stdout
     archived = sorted((tmp_path / "demo/data/cologne-archive").rglob("*.tar"))
     assert len(archived) == 2
+    # the lifecycle: a scientist stages 3 + 3 files, releases them, and cleanup frees
+    # every copy outside the archive (6 files at SOURCE and PROCESSING, 2 RDPs and the
+    # DTP in each buffer); the archive keeps its two packages
+    assert "stage: 2 request(s) staged: 6 files, 6.0 KB staged" in result.stdout
+    assert "release: 2 request(s)" in result.stdout
+    assert "cleanup: 18 copies" in result.stdout
+    data = tmp_path / "demo/data"
+    left = sorted(p.relative_to(data).parts[0] for p in data.rglob("*") if p.is_file())
+    assert left == ["cologne-archive", "cologne-archive"]
     _follow_the_next_steps(result.stdout, tmp_path)
 
 

@@ -55,11 +55,9 @@ from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observ
 from tests.conftest import REPO
 from tests.integration.test_executors import slurm_ready
 from tests.integration.test_package_step import backoff_passed, observe
-from tests.integration.test_transfer_archive import (  # noqa: F401 (fixtures)
-    archive_kind,
+from tests.integration.test_transfer_archive import (
     assert_archived_exactly,
     set_method,
-    sites,
     start_s3_server,
     stop_s3_server,
 )
@@ -139,11 +137,11 @@ def all_archived(factory: sessionmaker[Session]) -> Callable[[], bool]:
 @pytest.mark.s3
 @pytest.mark.parametrize("archive_kind", ["s3"], indirect=True)
 def test_s3_down_opens_the_archive_breaker_chile_keeps_going_and_work_resumes(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
-    archive_kind: str,  # noqa: F811
+    archive_kind: str,
 ) -> None:
     set_method(sites, "copy")
     setup = task_setup(db_url, tmp_path)
@@ -205,7 +203,7 @@ def test_s3_down_opens_the_archive_breaker_chile_keeps_going_and_work_resumes(
 
 
 def test_a_full_buffer_sends_new_packages_to_the_next_buffer_and_warns(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
@@ -263,7 +261,7 @@ def set_capacity(factory: sessionmaker[Session], location: str, capacity: int) -
 
 
 def test_with_every_buffer_full_packages_wait_without_using_up_their_tries(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
@@ -322,7 +320,7 @@ def passes_until_idle(
 
 
 def test_a_source_file_deleted_after_filing_needs_an_operator_and_the_rest_is_archived(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
@@ -372,7 +370,7 @@ def scheduler_process(db_url: str, tmp_path: Path, *options: str) -> subprocess.
 
 
 def test_a_scheduler_killed_mid_pass_is_started_again_and_finishes_exactly_once(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
@@ -434,7 +432,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, every: floa
 
 
 def test_postgresql_restarted_mid_run_the_scheduler_goes_on(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
@@ -471,7 +469,7 @@ def set_node(state: str) -> None:
 
 @pytest.mark.slurm
 def test_a_node_going_down_under_a_task_requeues_it_and_the_work_finishes(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,

@@ -22,11 +22,8 @@ from ccat_hpc.metrics import sink_from_env
 from ccat_hpc.scheduler.loop import run
 from tests.integration.test_metrics_server import export_when, free_port, metrics_url
 from tests.integration.test_scheduler_faults import FAST_BREAKER, task_setup, two_observations
-from tests.integration.test_transfer_archive import (  # noqa: F401 (fixtures)
-    archive_kind,
+from tests.integration.test_transfer_archive import (
     assert_archived_exactly,
-    set_method,
-    sites,
 )
 
 pytestmark = [
@@ -59,7 +56,7 @@ def run_until_idle(factory: sessionmaker[Session], db_url: str, tmp_path: Path, 
 
 
 def test_the_transfer_points_of_a_run_match_ops_db(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
@@ -133,7 +130,7 @@ def test_the_transfer_points_of_a_run_match_ops_db(
 
 
 def test_a_metrics_server_that_is_down_changes_nothing(
-    sites: sessionmaker[Session],  # noqa: F811
+    sites: sessionmaker[Session],
     db_url: str,
     data_root: Path,
     tmp_path: Path,
