@@ -191,7 +191,7 @@ def _lifecycle(app: AppContext, executor_name: str) -> list[LifecycleRun]:
     started = time.monotonic()
     with transaction(factory) as session:
         for made in (whole, some):
-            click.echo(f"staging request {made.id}: {release(session, made.id).value}")
+            click.echo(f"staging request {made.id}: {release(session, made.id).state.value}")
     runs.append(LifecycleRun("release", time.monotonic() - started, "2 request(s)"))
     _step(f"cleanup as it will run {CLEANUP_AFTER_DAYS} days from now (retention passed)")
     started = time.monotonic()

@@ -227,8 +227,10 @@ def release_command(app: AppContext, staging_ids: tuple[int, ...]) -> None:
 
     for staging_id in staging_ids:
         with transaction(app.sessions()) as session:
-            state = release(session, staging_id)
-        click.echo(f"staging request {staging_id}: {state.value}")
+            released = release(session, staging_id)
+        click.echo(f"staging request {staging_id}: {released.state.value}")
+        if released.folder_problem:
+            click.echo(f"  its folder stays: {released.folder_problem}", err=True)
 
 
 @stage.command("list")

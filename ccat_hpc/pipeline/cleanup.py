@@ -28,14 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.db.base import utcnow
-from ccat_hpc.db.models import DataLocation, PhysicalCopy
+from ccat_hpc.db.models import DataLocation, PhysicalCopy, RawDataFilePhysicalCopy
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import PhysicalCopyState
+from ccat_hpc.db.states import LocationType, PhysicalCopyState
 from ccat_hpc.db.transitions import move
+from ccat_hpc.errors import NotFoundError
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import copies, staging_request
 from ccat_hpc.pipeline.cleanup_candidates import (
@@ -225,7 +226,17 @@ def run_cleanup(
     re-checks allow (at most ``limit``)."""
     report = CleanupReport()
     with transaction(factory) as session:
-        report.expired_stagings = len(staging_request.expire(session, now))
+        places = cleanup_locations(session, location, site)
+        if location is not None and not places:
+            raise NotFoundError(f"no SOURCE, BUFFER or PROCESSING location called {location!r}")
+        processing = [p.id for p in places if p.location_type is LocationType.PROCESSING]
+        expired = staging_request.expire(session, now, processing)
+    report.expired_stagings = len(expired)
+    report.problems += [
+        f"a released staging's folder stays: {e.folder_problem}"
+        for e in expired
+        if e.folder_problem
+    ]
     stores = Stores(factory, environ)
     check = ArchiveCheck(factory, stores)
     for page in plan_pages(factory, site=site, location=location, now=now):
@@ -255,8 +266,8 @@ def _describe(candidate: Candidate) -> str:
 
 def _not_ours(stores: Stores, candidate: Candidate) -> str | None:
     """What says the bytes at the copy's place are not the ones ops-db has, or None."""
-    storage = stores.of(candidate.location_id)
     try:
+        storage = stores.of(candidate.location_id)
         found = storage.stat(candidate.key)
     except ObjectNotFound:
         return None  # already gone: recorded as deleted
@@ -267,6 +278,27 @@ def _not_ours(stores: Stores, candidate: Candidate) -> str | None:
     if candidate.identity is not None and isinstance(storage, PosixStorage):
         return _changed_since_filing(storage, candidate)
     return None
+
+
+def _superseded(factory: sessionmaker[Session], candidate: Candidate) -> bool:
+    """At PROCESSING: whether another row of the same file there holds its key now (a
+    staging recorded the file again): then only this row goes, not the bytes."""
+    if candidate.copy.location_type is not LocationType.PROCESSING or candidate.what != FILE:
+        return False
+    row = RawDataFilePhysicalCopy
+    with transaction(factory) as session:
+        file_id = session.scalar(
+            select(row.raw_data_file_id).where(row.id == candidate.copy.copy_id)
+        )
+        others = session.scalar(
+            select(func.count(row.id)).where(
+                row.raw_data_file_id == file_id,
+                row.data_location_id == candidate.location_id,
+                row.id != candidate.copy.copy_id,
+                row.state.in_((C.PENDING, C.PRESENT, C.VERIFIED)),
+            )
+        )
+    return bool(others)
 
 
 def _changed_since_filing(storage: PosixStorage, candidate: Candidate) -> str | None:
@@ -317,8 +349,9 @@ def _delete_page(
         if candidate.copy.state != C.DELETION_PENDING and candidate.copy.copy_id not in taken:
             continue
         try:
-            with contextlib.suppress(ObjectNotFound):  # gone already: a run stopped after it
-                stores.of(candidate.location_id).delete(candidate.key)
+            if not _superseded(factory, candidate):
+                with contextlib.suppress(ObjectNotFound):  # gone already: a run stopped
+                    stores.of(candidate.location_id).delete(candidate.key)
         except StorageError as exc:
             report.failed += 1
             report.problems.append(f"{_describe(candidate)}: deletion failed: {exc}")

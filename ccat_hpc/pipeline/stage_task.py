@@ -21,13 +21,13 @@ archive copy can give, or the last try, FAILS it with the FAILED marker and the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
@@ -43,7 +43,7 @@ from ccat_hpc.db.models import (
 )
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import LocationType, LogLevel, PhysicalCopyState, StagingJobState
-from ccat_hpc.db.transitions import move
+from ccat_hpc.db.transitions import in_chunks, move
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import copies, failures
 from ccat_hpc.pipeline.placement import folder_storage
@@ -54,7 +54,7 @@ from ccat_hpc.pipeline.staging_layout import (
     STAGING_MARKER,
     staged_key,
 )
-from ccat_hpc.pipeline.staging_request import USABLE, files_of, refresh_expiry
+from ccat_hpc.pipeline.staging_request import DEFAULT_DAYS, USABLE, files_of, refresh_expiry
 from ccat_hpc.pipeline.step_items import retry_policy
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import (
@@ -96,6 +96,8 @@ class Request:
     storage: PosixStorage
     release_after: datetime | None
     files: list[StagedFile]
+    #: how long the staged data is kept once READY
+    lifetime: timedelta = timedelta(days=14)
     reused: dict[int, int] = field(default_factory=dict)
     bytes_read: int = 0
 
@@ -114,6 +116,7 @@ def _start(context: TaskContext, staging_id: int) -> Request | None:
         if not moved:
             return None
         job = session.get_one(StagingJob, staging_id)
+        lifetime = timedelta(days=float(job.selection.get("keep_days", DEFAULT_DAYS)))
         location = job.destination_location
         try:
             storage = folder_storage(location)
@@ -124,67 +127,113 @@ def _start(context: TaskContext, staging_id: int) -> Request | None:
             job.destination_path,
             location.id,
             storage,
-            job.release_after,
+            utcnow() + lifetime,
             _wanted(session, job.id, location),
+            lifetime,
         )
 
 
 def _wanted(session: Session, staging_id: int, location: DataLocation) -> list[StagedFile]:
+    """The files the request asked for, by path (with the key of their staged copy)."""
     source = select(DataLocation.name).where(DataLocation.id == RawDataFile.source_location_id)
-    rows = session.execute(
-        select(RawDataFile, source.scalar_subquery())
-        .where(RawDataFile.id.in_(files_of(session, staging_id)))
-        .order_by(RawDataFile.relative_path)
-    )
-    return [
-        StagedFile(
-            f.id,
-            f.relative_path,
-            f.size,
-            f.checksum or "",
-            staged_key(str(source_name), f.relative_path),
-            f.raw_data_package_id,
+    found: list[StagedFile] = []
+    for chunk in in_chunks(sorted(files_of(session, staging_id))):
+        rows = session.execute(
+            select(RawDataFile, source.scalar_subquery()).where(RawDataFile.id.in_(chunk))
         )
-        for f, source_name in rows
-    ]
+        found += [
+            StagedFile(
+                f.id,
+                f.relative_path,
+                f.size,
+                f.checksum or "",
+                staged_key(str(source_name), f.relative_path),
+                f.raw_data_package_id,
+            )
+            for f, source_name in rows
+        ]
+    return sorted(found, key=lambda f: f.relative_path)
 
 
-def _reusable(context: TaskContext, request: Request) -> dict[int, int]:
-    """file id → copy id of the files staged here already whose bytes are there."""
+def _take_staged(session: Session, request: Request, file_ids: Sequence[int]) -> dict[int, int]:
+    """file id → usable staged copy, each taken for this request in one guarded UPDATE
+    (its expiry moved to the request's, never earlier): a copy cleanup took first is
+    not returned, and cleanup leaves alone a copy whose expiry moved past its plan."""
     copy = RawDataFilePhysicalCopy
-    with transaction(context.factory) as session:
-        rows = dict(
+    until = request.release_after or utcnow()
+    later = case(
+        (or_(PhysicalCopy.expires_at.is_(None), PhysicalCopy.expires_at < until), until),
+        else_=PhysicalCopy.expires_at,
+    )
+    found: dict[int, int] = {}
+    for chunk in in_chunks(list(file_ids)):
+        candidates = dict(
             session.execute(
-                select(copy.raw_data_file_id, copy.id).where(
-                    copy.raw_data_file_id.in_([f.id for f in request.files]),
+                select(copy.id, copy.raw_data_file_id).where(
+                    copy.raw_data_file_id.in_(chunk),
                     copy.data_location_id == request.location_id,
                     copy.state.in_(USABLE),
                 )
             ).all()
         )
-        # taken now: cleanup leaves a copy alone whose expiry moved past its plan
-        session.execute(
+        if not candidates:
+            continue
+        taken = session.scalars(
             update(PhysicalCopy)
-            .where(PhysicalCopy.id.in_(list(rows.values())))
-            .values(expires_at=request.release_after)
+            .where(PhysicalCopy.id.in_(list(candidates)), PhysicalCopy.state.in_(USABLE))
+            .values(expires_at=later)
+            .returning(PhysicalCopy.id)
+        ).all()
+        found.update({candidates[copy_id]: copy_id for copy_id in taken})
+    return found
+
+
+def _being_deleted(session: Session, request: Request, file_ids: Sequence[int]) -> None:
+    """StageProblem (retryable) when cleanup is deleting a staged copy of a wanted file:
+    its key is not written again until cleanup has finished with it."""
+    copy = RawDataFilePhysicalCopy
+    for chunk in in_chunks(list(file_ids)):
+        busy = session.scalar(
+            select(func.count(copy.id)).where(
+                copy.raw_data_file_id.in_(chunk),
+                copy.data_location_id == request.location_id,
+                copy.state == C.DELETION_PENDING,
+            )
         )
+        if busy:
+            raise StageProblem(
+                f"cleanup is deleting {busy} staged file(s) of this request; they are "
+                "staged again once it has finished",
+                retryable=True,
+            )
+
+
+def _reusable(context: TaskContext, request: Request) -> dict[int, int]:
+    """file id → copy id of the files staged here already whose bytes are there."""
+    with transaction(context.factory) as session:
+        rows = _take_staged(session, request, [f.id for f in request.files])
+        _being_deleted(session, request, [f.id for f in request.files])
     usable: dict[int, int] = {}
     for staged in request.files:
         copy_id = rows.get(staged.id)
         if copy_id is None:
             continue
-        try:
-            found = request.storage.stat(staged.key)
-        except StorageError as exc:
-            found = None
-            reason = str(exc)
-        if found is not None and found.size == staged.size:
+        problem = _not_there(request.storage, staged)
+        if problem is None:
             usable[staged.id] = copy_id
             continue
         with transaction(context.factory) as session:
-            why = reason if found is None else f"{found.size} bytes, not {staged.size}"
-            copies.found_bad(session, copy_id, C.MISSING, f"staged copy: {why}")
+            copies.found_bad(session, copy_id, C.MISSING, f"staged copy: {problem}")
     return usable
+
+
+def _not_there(storage: PosixStorage, staged: StagedFile) -> str | None:
+    """None when the staged file is at its key with its size, else what is wrong."""
+    try:
+        found = storage.stat(staged.key)
+    except StorageError as exc:
+        return str(exc)
+    return None if found.size == staged.size else f"{found.size} bytes, not {staged.size}"
 
 
 def _archive_copies(
@@ -206,18 +255,19 @@ def _archive_copies(
 
 
 class _Span:
-    """One streamed read of a package's span, cut into members in offset order."""
+    """One streamed read of a package's span, cut into members in offset order (views
+    into the pieces read: no byte is copied to cut them)."""
 
     def __init__(self, pieces: Iterator[bytes], start: int) -> None:
         self._pieces = pieces
-        self._held = b""
+        self._held = memoryview(b"")
         self.position = start
 
     def _next(self) -> None:
         piece = next(self._pieces, None)
         if piece is None:
             raise StorageError("the archive's stream ended early", transient=True)
-        self._held = piece
+        self._held = memoryview(piece)
 
     def skip_to(self, offset: int) -> None:
         while self.position < offset:
@@ -227,7 +277,7 @@ class _Span:
             self._held = self._held[step:]
             self.position += step
 
-    def take(self, size: int) -> Iterator[bytes]:
+    def take(self, size: int) -> Iterator[memoryview]:
         left = size
         while left > 0:
             if not self._held:
@@ -267,7 +317,9 @@ def _fetch_package(
     return wanted_bytes
 
 
-def _write(storage: PosixStorage, staged: StagedFile, pieces: Iterator[bytes]) -> None:
+def _write(
+    storage: PosixStorage, staged: StagedFile, pieces: Iterator[bytes] | Iterator[memoryview]
+) -> None:
     storage.local_path(staged.key, create_folders=True)
     storage.write(staged.key, pieces, checksum=staged.checksum, size=staged.size)
     os.chmod(storage.local_path(staged.key), 0o444)  # staged data is read, never changed
@@ -304,30 +356,46 @@ def _fetch(
 
 
 def _record_copies(context: TaskContext, request: Request, staged: list[StagedFile]) -> None:
+    """The fetched files' copies VERIFIED: the row of each file at the location is
+    reused (one after a repair, or one another task recorded meanwhile), or made."""
+    copy = RawDataFilePhysicalCopy
+    ids = [f.id for f in staged]
     with transaction(context.factory) as session:
-        rows = [
-            RawDataFilePhysicalCopy(
-                raw_data_file_id=f.id, data_location_id=request.location_id, state=C.PENDING
+        existing: dict[int, int] = {}
+        for chunk in in_chunks(ids):
+            existing.update(
+                session.execute(
+                    select(copy.raw_data_file_id, copy.id).where(
+                        copy.raw_data_file_id.in_(chunk),
+                        copy.data_location_id == request.location_id,
+                        copy.state.in_((C.VERIFIED, C.PRESENT, C.MISSING, C.CORRUPT)),
+                    )
+                ).all()
             )
-            for f in staged
+        made = [
+            copy(raw_data_file_id=i, data_location_id=request.location_id, state=C.PENDING)
+            for i in ids
+            if i not in existing
         ]
-        session.add_all(rows)
+        session.add_all(made)
         session.flush()
-        move(
-            session,
-            PhysicalCopy,
-            [r.id for r in rows],
-            C.PENDING,
-            C.VERIFIED,
-            verified_at=utcnow(),
-            expires_at=request.release_after,
-        )
+        now, until = utcnow(), request.release_after
+        fresh = [r.id for r in made]
+        move(session, PhysicalCopy, fresh, C.PENDING, C.VERIFIED, verified_at=now, expires_at=until)
+        bad = (C.MISSING, C.CORRUPT, C.PRESENT)
+        again = list(existing.values())
+        move(session, PhysicalCopy, again, bad, C.VERIFIED, verified_at=now, expires_at=until)
+        _take_staged(session, request, list(existing))  # one another task recorded: later
 
 
 def _link(request: Request) -> None:
-    """Each file under its own path in the request's folder, linked to its staged copy."""
+    """Each file under its own path in the request's folder, linked to its staged copy
+    (checked to be there, whole, first: cleanup may have been deleting it)."""
     root = request.storage.root
     for staged in request.files:
+        problem = _not_there(request.storage, staged)
+        if problem is not None:
+            raise StageProblem(f"{staged.relative_path}: {problem}", retryable=True)
         link = request.storage.local_path(
             f"{request.folder}/{staged.relative_path}", create_folders=True
         )
@@ -341,7 +409,10 @@ def write_marker(storage: PosixStorage, folder: str, marker: str, text: str) -> 
     """Show ``marker`` (and no other) in the request's folder, written whole at once."""
     path = storage.local_path(f"{folder}/{marker}", create_folders=True)
     partial = path.with_name(f".{marker}.partial")
-    partial.write_text(text)
+    partial.unlink(missing_ok=True)  # a left-over (or a planted link): never written through
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(partial, flags, 0o644), "w") as handle:
+        handle.write(text)
     os.replace(partial, path)
     for other in MARKERS:
         if other != marker:
@@ -375,10 +446,9 @@ def stage_one(context: TaskContext, staging_id: int) -> dict[str, int] | None:
         context.stop.check()
         _fetch(context, request, package_id, wanted)
     _link(request)
-    write_marker(request.storage, request.folder, READY_MARKER, _ready_text(request))
     fetched = len(request.files) - len(request.reused)
     with transaction(context.factory) as session:
-        move(
+        done = move(
             session,
             StagingJob,
             [request.id],
@@ -386,9 +456,13 @@ def stage_one(context: TaskContext, staging_id: int) -> dict[str, int] | None:
             S.STAGED,
             only=[StagingJob.claimed_by_batch_id == context.batch_id],
             finished_at=utcnow(),
+            # kept for its lifetime from now, not from when it was asked for
+            release_after=utcnow() + request.lifetime,
             claimed_by_batch_id=None,
             failure_reason=None,
         )
+        if not done:  # another batch holds it now (this one was taken for dead)
+            return None
         refresh_expiry(session, request.location_id, [f.id for f in request.files])
         session.add(
             StagingJobLog(
@@ -400,6 +474,7 @@ def stage_one(context: TaskContext, staging_id: int) -> dict[str, int] | None:
                 ),
             )
         )
+    write_marker(request.storage, request.folder, READY_MARKER, _ready_text(request))
     log_line(
         f"staging {request.id}: READY in {request.storage.root / request.folder}: "
         f"{len(request.files)} file(s), {fetched} fetched, {request.bytes_read} bytes read"

@@ -13,8 +13,10 @@ them after that.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,7 +96,8 @@ class Selection:
 
     @property
     def empty(self) -> bool:
-        return not self.as_json()
+        """No observation is named (a glob alone would search every file ever filed)."""
+        return not {k for k in self.as_json() if k != "files"}
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,8 @@ def create_request(
         name=name[:200],
         user_id=user.id,
         destination_location_id=place.id,
-        selection=wanted.as_json(),
+        # the lifetime counts from when the data is READY (the stage job sets the time)
+        selection=wanted.as_json() | {"keep_days": lifetime},
         file_count=len(files),
         total_bytes=sum(f.size for f in files),
         release_after=release_after,
@@ -286,10 +290,11 @@ def create_request(
             [{"staging_job_id": job.id, "raw_data_file_id": i} for i in chunk],
         )
     packages = sorted({f.package_id for f in files if f.package_id is not None})
-    session.execute(
-        insert(staging_job_raw_data_package),
-        [{"staging_job_id": job.id, "raw_data_package_id": p} for p in packages],
-    )
+    if packages:
+        session.execute(
+            insert(staging_job_raw_data_package),
+            [{"staging_job_id": job.id, "raw_data_package_id": p} for p in packages],
+        )
     staged = len(staged_copies(session, place.id, [f.id for f in files]))
     return NewRequest(
         job.id, job.destination_path, len(files), job.total_bytes, release_after, staged
@@ -327,33 +332,62 @@ def files_of(session: Session, staging_id: int) -> list[int]:
 
 
 def refresh_expiry(session: Session, location_id: int, file_ids: Sequence[int]) -> None:
-    """Each staged copy expires with the latest live request that uses it (now, if none)."""
+    """Every usable staged copy of the files expires with the latest live request that
+    uses the file at the location (now, if none does)."""
     now = utcnow()
-    copies = staged_copies(session, location_id, file_ids)
-    for file_id, copy_id in copies.items():
-        latest = session.scalar(
-            select(func.max(StagingJob.release_after))
-            .join(staging_job_file, staging_job_file.c.staging_job_id == StagingJob.id)
-            .where(
-                staging_job_file.c.raw_data_file_id == file_id,
-                StagingJob.destination_location_id == location_id,
-                StagingJob.state.in_(LIVE),
+    copy = RawDataFilePhysicalCopy
+    for chunk in in_chunks(sorted(set(file_ids))):
+        latest: dict[int, datetime] = dict(
+            session.execute(
+                select(staging_job_file.c.raw_data_file_id, func.max(StagingJob.release_after))
+                .join(StagingJob, StagingJob.id == staging_job_file.c.staging_job_id)
+                .where(
+                    staging_job_file.c.raw_data_file_id.in_(chunk),
+                    StagingJob.destination_location_id == location_id,
+                    StagingJob.state.in_(LIVE),
+                )
+                .group_by(staging_job_file.c.raw_data_file_id)
+            ).all()
+        )
+        rows = session.execute(
+            select(copy.id, copy.raw_data_file_id).where(
+                copy.raw_data_file_id.in_(chunk),
+                copy.data_location_id == location_id,
+                copy.state.in_(USABLE),
             )
-        )
-        session.execute(
-            update(PhysicalCopy)
-            .where(PhysicalCopy.id == copy_id)
-            .values(expires_at=max(latest, now) if latest is not None else now)
-        )
+        ).all()
+        by_expiry: dict[datetime, list[int]] = {}
+        for copy_id, file_id in rows:
+            until = latest.get(file_id)
+            by_expiry.setdefault(now if until is None else max(until, now), []).append(copy_id)
+        for until, ids in by_expiry.items():
+            session.execute(
+                update(PhysicalCopy).where(PhysicalCopy.id.in_(ids)).values(expires_at=until)
+            )
 
 
-def remove_folder(location: DataLocation, folder: str) -> None:
-    """Remove a request's folder (links and markers only; the staged files stay)."""
+def remove_folder(location: DataLocation, folder: str) -> str | None:
+    """Remove a request's folder (links and markers; the staged files stay); None, or
+    why it could not be removed (it is then left for an operator, nothing else fails).
+    No link is followed: not on the way down to it, not inside it."""
     if not isinstance(location, DiskDataLocation) or relative_path_problem(folder) is not None:
-        return
-    path = Path(location.path) / folder
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        return None
+    path = Path(location.path)
+    for part in Path(folder).parts:
+        path = path / part
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{path}: {exc.strerror}"
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+            return f"{path} is not a folder (a link?): left alone"
+    try:
+        shutil.rmtree(path)  # fd-based on Linux: never follows a link inside
+    except OSError as exc:
+        return f"{path}: cannot remove it: {exc.strerror}"
+    return None
 
 
 USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
@@ -366,36 +400,43 @@ def check_username(name: str) -> str:
     return name
 
 
-def release(session: Session, staging_id: int, *, now: datetime | None = None) -> StagingJobState:
+@dataclass(frozen=True)
+class Released:
+    state: StagingJobState
+    #: why the request's folder is still there (None: it is gone)
+    folder_problem: str | None = None
+
+
+def release(session: Session, staging_id: int, *, now: datetime | None = None) -> Released:
     """End a request: STAGED → RELEASED, waiting ones → CANCELLED; its folder goes and
-    its files expire unless another live request uses them. The state it ended in."""
+    its files expire unless another live request uses them."""
     job = session.get(StagingJob, staging_id)
     if job is None:
         raise NotFoundError(f"no staging request {staging_id}")
+    when = now or utcnow()
     if job.state is S.STAGED:
-        move(session, StagingJob, [job.id], S.STAGED, S.RELEASED, release_after=now or utcnow())
-    elif job.state in (S.PENDING, S.SUBMITTED, S.RETRY_WAIT):
-        move(session, StagingJob, [job.id], job.state, S.CANCELLED, finished_at=now or utcnow())
-    elif job.state is S.STAGING:
-        raise UsageError(f"staging {staging_id} is running; release it once it is READY")
+        moved = move(session, StagingJob, [job.id], S.STAGED, S.RELEASED, release_after=when)
+    elif job.state in (S.PENDING, S.RETRY_WAIT):
+        moved = move(session, StagingJob, [job.id], job.state, S.CANCELLED, finished_at=when)
+    elif job.state in (S.SUBMITTED, S.STAGING):
+        raise UsageError(f"staging {staging_id} is being staged now; release it once it is READY")
     else:
-        return job.state
+        return Released(job.state)
+    if not moved:
+        raise UsageError(f"staging {staging_id} changed meanwhile; ask again")
     session.refresh(job)
     refresh_expiry(session, job.destination_location_id, files_of(session, job.id))
-    remove_folder(job.destination_location, job.destination_path)
-    return job.state
+    return Released(job.state, remove_folder(job.destination_location, job.destination_path))
 
 
-def expire(session: Session, now: datetime | None = None) -> list[int]:
-    """Release every STAGED request whose time is up; their ids."""
+def expire(
+    session: Session, now: datetime | None = None, location_ids: Sequence[int] | None = None
+) -> list[Released]:
+    """Release every STAGED request (at these locations) whose time is up."""
     now = now or utcnow()
-    due = list(
-        session.scalars(
-            select(StagingJob.id).where(
-                StagingJob.state == S.STAGED, StagingJob.release_after <= now
-            )
-        )
+    query = select(StagingJob.id).where(
+        StagingJob.state == S.STAGED, StagingJob.release_after <= now
     )
-    for staging_id in due:
-        release(session, staging_id, now=now)
-    return due
+    if location_ids is not None:
+        query = query.where(StagingJob.destination_location_id.in_(list(location_ids)))
+    return [release(session, staging_id, now=now) for staging_id in session.scalars(query)]

@@ -6,13 +6,16 @@ step of a real Slurm job."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     DataLocation,
     JobTask,
@@ -23,6 +26,8 @@ from ccat_hpc.db.models import (
 )
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import PhysicalCopyState, StagingJobState
+from ccat_hpc.db.transitions import move
+from ccat_hpc.errors import NotFoundError, UsageError
 from ccat_hpc.executors.local import LocalExecutor
 from ccat_hpc.jobs.stage_batch import claim_stagings
 from ccat_hpc.jobs.step_batches import JobSetup
@@ -59,11 +64,14 @@ def ask(factory: sessionmaker[Session], user: str = "alice", **wanted: object) -
         return create_request(session, Selection(**wanted), user).id  # type: ignore[arg-type]
 
 
+def stage_setup(tmp_path: Path) -> JobSetup:
+    return JobSetup(LocalExecutor(state_root=tmp_path / "lj"), {}, tmp_path, SlurmProfile())
+
+
 def stage_now(factory: sessionmaker[Session], tmp_path: Path) -> dict[str, int] | None:
     """Claim what waits as the scheduler does, run the task here; its result."""
-    setup = JobSetup(LocalExecutor(state_root=tmp_path / "lj"), {}, tmp_path, SlurmProfile())
     with transaction(factory) as session:
-        claimed = claim_stagings(session, setup)
+        claimed = claim_stagings(session, stage_setup(tmp_path))
     if claimed is None:
         return None
     step_runs.run_claimed(factory, "stage", claimed[0], os.environ)
@@ -198,7 +206,7 @@ def test_release_removes_the_folder_and_cleanup_deletes_only_files_no_request_us
     some = ask(sites, user="bob", obs_unit=OBS_UNIT, files="*/350GHz/*")
     stage_now(sites, tmp_path)
     with transaction(sites) as session:
-        assert release(session, everything) is S.RELEASED
+        assert release(session, everything).state is S.RELEASED
     assert not folder(processing, everything).exists()
     report = run_cleanup(sites, os.environ, location=PROCESSING)
     assert report.deleted == 3  # the 280GHz files; bob still uses the 350GHz ones
@@ -360,3 +368,68 @@ def test_stage_wrapper_usage() -> None:
         text=True,
     )
     assert shown.returncode == 0 and "--dependency=afterok:$stage" in shown.stdout
+
+
+def test_the_data_is_kept_for_its_lifetime_from_when_it_is_ready(
+    archived: dict[str, bytes], sites: sessionmaker[Session], processing: Path, tmp_path: Path
+) -> None:
+    staging_id = ask(sites, obs_unit=OBS_UNIT)
+    with transaction(sites) as session:  # it waited in the queue longer than its lifetime
+        session.execute(update(StagingJob).values(created_at=utcnow() - timedelta(days=30)))
+    stage_now(sites, tmp_path)
+    done = job(sites, staging_id)
+    assert done.release_after is not None
+    assert done.release_after > utcnow() + timedelta(days=13)
+    assert run_cleanup(sites, os.environ, location=PROCESSING).deleted == 0
+    assert markers(folder(processing, staging_id)) == ["READY"]
+
+
+def test_a_file_cleanup_is_deleting_is_staged_again_only_after_it(
+    archived: dict[str, bytes], sites: sessionmaker[Session], processing: Path, tmp_path: Path
+) -> None:
+    first = ask(sites, obs_unit=OBS_UNIT, files="*det_000000*")
+    stage_now(sites, tmp_path)
+    with transaction(sites) as session:
+        release(session, first)
+        copy_ids = list(
+            session.scalars(
+                select(PhysicalCopy.id)
+                .join(DataLocation, DataLocation.id == PhysicalCopy.data_location_id)
+                .where(DataLocation.name == PROCESSING)
+            )
+        )
+        # cleanup took them and stopped before their bytes went
+        move(session, PhysicalCopy, copy_ids, C.VERIFIED, C.DELETION_PENDING)
+    second = ask(sites, obs_unit=OBS_UNIT, files="*det_000000*")
+    assert stage_now(sites, tmp_path)["retry"] == 1  # type: ignore[index]
+    assert "cleanup is deleting" in (job(sites, second).failure_reason or "")
+    assert run_cleanup(sites, os.environ, location=PROCESSING).deleted == len(copy_ids)
+    with transaction(sites) as session:
+        session.execute(update(StagingJob).values(retry_after=None))
+    assert stage_now(sites, tmp_path)["staged"] == 1  # type: ignore[index]
+    assert markers(folder(processing, second)) == ["READY"]
+    assert all(p.read_bytes() for p in folder(processing, second).rglob("*.g3"))
+
+
+def test_hostile_requests_and_folders_are_refused_or_left_alone(
+    archived: dict[str, bytes], sites: sessionmaker[Session], processing: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="say what to stage"):
+        ask(sites, files="*")  # a glob alone would search every file ever filed
+    with pytest.raises(UsageError, match="not a user name"):
+        ask(sites, user="../../etc", obs_unit=OBS_UNIT)
+    with pytest.raises(NotFoundError):
+        run_cleanup(sites, os.environ, location="no-such-place")
+    staging_id = ask(sites, user="mallory", obs_unit=OBS_UNIT)
+    stage_now(sites, tmp_path)
+    # the user's folder is swapped for a link to somewhere else: release leaves it alone
+    elsewhere = tmp_path / "precious"
+    (elsewhere / str(staging_id)).mkdir(parents=True)
+    (elsewhere / str(staging_id) / "keep.txt").write_text("mine")
+    user_folder = processing / "requests" / "mallory"
+    shutil.rmtree(user_folder)
+    user_folder.symlink_to(elsewhere)
+    with transaction(sites) as session:
+        released = release(session, staging_id)
+    assert released.state is S.RELEASED and "not a folder" in (released.folder_problem or "")
+    assert (elsewhere / str(staging_id) / "keep.txt").read_text() == "mine"
