@@ -27,7 +27,7 @@ echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
 status=0
-.venv/bin/pytest "$@" || status=$?
+.venv/bin/pytest --durations=30 "$@" || status=$?  # the slowest tests: for the CI time budget
 if [ "$status" -eq 5 ]; then
     echo "test: pytest collected no tests; that is a failure" >&2
     exit 1

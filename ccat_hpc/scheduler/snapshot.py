@@ -94,7 +94,11 @@ def stagings_ready(session: Session) -> int:
 
 def cleanup_due(session: Session, now: datetime) -> int:
     """1 when the shortest cleanup interval of the sites has passed since the last
-    cleanup batch was created (or none ever was), else 0."""
+    cleanup batch was created (or none ever was), else 0; 0 while no package has been
+    archived (cleanup deletes nothing that has no archive copy)."""
+    archived = select(RawDataPackage.id).where(RawDataPackage.state == PackageState.ARCHIVED)
+    if session.scalar(archived.limit(1)) is None:
+        return 0
     intervals = [
         float((settings or {}).get("pipeline", {}).get("cleanup_interval_minutes", 60.0))
         for settings in session.scalars(select(Site.settings))
