@@ -114,7 +114,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ccat-staging-bench-", dir=os.environ.get("TMPDIR")))
     try:
         env = environment(work, "s3")
-        write_data(work, env, args.gib, args.large, 0)
+        write_data(work, env, args.gib, args.large, 1)  # and one small file per module
         (work / "data" / PROCESSING).mkdir()
         run_pipeline(env, work, "local")
         whole, whole_read = stage(env, "--obs-unit", "ECDFS-deep-001")
@@ -122,7 +122,7 @@ def main() -> None:
         ccat(env, "stage", "release", "1")
         ccat(env, "cleanup", "run", "--location", PROCESSING)
         one, one_read = stage(env, "--obs-unit", "ECDFS-deep-001", "--files", "*280GHz*det_000001*")
-        key, package_size = max(objects)
+        key, package_size = max(objects, key=lambda item: item[1])
         whole_package = download_one(env, work, key)
     finally:
         shutil.rmtree(work, ignore_errors=True)
