@@ -8,7 +8,6 @@ schedulers never stage one request twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -23,6 +22,7 @@ from ccat_hpc.jobs.batches import create_batch, submit_batch
 from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission
 from ccat_hpc.jobs.tracking import track_unfinished
 from ccat_hpc.pipeline.checksum import plan_tasks
+from ccat_hpc.pipeline.staging_request import after_a_failed_try
 from ccat_hpc.pipeline.step_items import retry_policy
 
 S = StagingJobState
@@ -104,19 +104,18 @@ def release_stagings(session: Session, items: Sequence[Any], batch_id: int) -> i
         job = session.get(StagingJob, staging_id)
         if job is None or job.claimed_by_batch_id != batch_id:
             continue
-        tries = job.attempts + 1
-        last = tries >= policy.attempts_for("stage")
+        new, tries, retry_after = after_a_failed_try(policy, job.attempts, True, utcnow())
         given += len(
             move(
                 session,
                 StagingJob,
                 [staging_id],
                 (S.SUBMITTED, S.STAGING),
-                S.FAILED if last else S.RETRY_WAIT,
+                new,
                 only=[StagingJob.claimed_by_batch_id == batch_id],
                 claimed_by_batch_id=None,
                 attempts=tries,
-                retry_after=None if last else utcnow() + timedelta(seconds=policy.delay(tries)),
+                retry_after=retry_after,
                 failure_reason=f"its task ended without an outcome (try {tries})",
             )
         )

@@ -181,16 +181,31 @@ def _file_candidates(
     return found
 
 
+def _package_rows(
+    session: Session,
+    copy: Any,
+    package: Any,
+    held: Any,
+    location: CleanupLocation,
+    now: datetime,
+    after: int,
+    limit: int,
+) -> list[Any]:
+    """(copy, package) of one page of the package copies past their retention (``held``:
+    the copy's column naming its package)."""
+    due = _due(copy, location, now)
+    if due is None:
+        return []
+    query = select(copy, package).join(package, package.id == held).where(due)
+    return list(session.execute(_page(query, copy, location, after, limit)).all())
+
+
 def _package_candidates(
     session: Session, location: CleanupLocation, now: datetime, after: int, limit: int
 ) -> list[Candidate]:
     copy = RawDataPackagePhysicalCopy
-    due = _due(copy, location, now)
-    if due is None:
-        return []
-    query = select(copy, RawDataPackage).join(
-        RawDataPackage, RawDataPackage.id == copy.raw_data_package_id
-    )
+    held = copy.raw_data_package_id
+    rows = _package_rows(session, copy, RawDataPackage, held, location, now, after, limit)
     return [
         Candidate(
             _to_clean(row, location),
@@ -201,7 +216,7 @@ def _package_candidates(
             package.size,
             ((package.id, package.name),),
         )
-        for row, package in session.execute(_page(query.where(due), copy, location, after, limit))
+        for row, package in rows
     ]
 
 
@@ -209,13 +224,8 @@ def _transfer_package_candidates(
     session: Session, location: CleanupLocation, now: datetime, after: int, limit: int
 ) -> list[Candidate]:
     copy = DataTransferPackagePhysicalCopy
-    due = _due(copy, location, now)
-    if due is None:
-        return []
-    query = select(copy, DataTransferPackage).join(
-        DataTransferPackage, DataTransferPackage.id == copy.data_transfer_package_id
-    )
-    rows = session.execute(_page(query.where(due), copy, location, after, limit)).all()
+    held = copy.data_transfer_package_id
+    rows = _package_rows(session, copy, DataTransferPackage, held, location, now, after, limit)
     members: dict[int, list[tuple[int, str]]] = {}
     ids = [dtp.id for _, dtp in rows]
     for chunk in in_chunks(ids):

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
@@ -54,7 +54,14 @@ from ccat_hpc.pipeline.staging_layout import (
     STAGING_MARKER,
     staged_key,
 )
-from ccat_hpc.pipeline.staging_request import DEFAULT_DAYS, USABLE, files_of, refresh_expiry
+from ccat_hpc.pipeline.staging_request import (
+    DEFAULT_DAYS,
+    USABLE,
+    after_a_failed_try,
+    files_of,
+    refresh_expiry,
+    staged_rows,
+)
 from ccat_hpc.pipeline.step_items import retry_policy
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import (
@@ -159,28 +166,17 @@ def _take_staged(session: Session, request: Request, file_ids: Sequence[int]) ->
     """file id → usable staged copy, each taken for this request in one guarded UPDATE
     (its expiry moved to the request's, never earlier): a copy cleanup took first is
     not returned, and cleanup leaves alone a copy whose expiry moved past its plan."""
-    copy = RawDataFilePhysicalCopy
     until = request.release_after or utcnow()
     later = case(
         (or_(PhysicalCopy.expires_at.is_(None), PhysicalCopy.expires_at < until), until),
         else_=PhysicalCopy.expires_at,
     )
+    candidates = dict(staged_rows(session, request.location_id, file_ids))
     found: dict[int, int] = {}
-    for chunk in in_chunks(list(file_ids)):
-        candidates = dict(
-            session.execute(
-                select(copy.id, copy.raw_data_file_id).where(
-                    copy.raw_data_file_id.in_(chunk),
-                    copy.data_location_id == request.location_id,
-                    copy.state.in_(USABLE),
-                )
-            ).all()
-        )
-        if not candidates:
-            continue
+    for chunk in in_chunks(list(candidates)):
         taken = session.scalars(
             update(PhysicalCopy)
-            .where(PhysicalCopy.id.in_(list(candidates)), PhysicalCopy.state.in_(USABLE))
+            .where(PhysicalCopy.id.in_(chunk), PhysicalCopy.state.in_(USABLE))
             .values(expires_at=later)
             .returning(PhysicalCopy.id)
         ).all()
@@ -191,21 +187,13 @@ def _take_staged(session: Session, request: Request, file_ids: Sequence[int]) ->
 def _being_deleted(session: Session, request: Request, file_ids: Sequence[int]) -> None:
     """StageProblem (retryable) when cleanup is deleting a staged copy of a wanted file:
     its key is not written again until cleanup has finished with it."""
-    copy = RawDataFilePhysicalCopy
-    for chunk in in_chunks(list(file_ids)):
-        busy = session.scalar(
-            select(func.count(copy.id)).where(
-                copy.raw_data_file_id.in_(chunk),
-                copy.data_location_id == request.location_id,
-                copy.state == C.DELETION_PENDING,
-            )
+    busy = staged_rows(session, request.location_id, file_ids, (C.DELETION_PENDING,))
+    if busy:
+        raise StageProblem(
+            f"cleanup is deleting {len(busy)} staged file(s) of this request; they are "
+            "staged again once it has finished",
+            retryable=True,
         )
-        if busy:
-            raise StageProblem(
-                f"cleanup is deleting {busy} staged file(s) of this request; they are "
-                "staged again once it has finished",
-                retryable=True,
-            )
 
 
 def _reusable(context: TaskContext, request: Request) -> dict[int, int]:
@@ -361,17 +349,8 @@ def _record_copies(context: TaskContext, request: Request, staged: list[StagedFi
     copy = RawDataFilePhysicalCopy
     ids = [f.id for f in staged]
     with transaction(context.factory) as session:
-        existing: dict[int, int] = {}
-        for chunk in in_chunks(ids):
-            existing.update(
-                session.execute(
-                    select(copy.raw_data_file_id, copy.id).where(
-                        copy.raw_data_file_id.in_(chunk),
-                        copy.data_location_id == request.location_id,
-                        copy.state.in_((C.VERIFIED, C.PRESENT, C.MISSING, C.CORRUPT)),
-                    )
-                ).all()
-            )
+        states = (C.VERIFIED, C.PRESENT, C.MISSING, C.CORRUPT)
+        existing = {f: c for c, f in staged_rows(session, request.location_id, ids, states)}
         made = [
             copy(raw_data_file_id=i, data_location_id=request.location_id, state=C.PENDING)
             for i in ids
@@ -488,10 +467,10 @@ def _failed(context: TaskContext, staging_id: int, problem: StageProblem) -> str
     with transaction(context.factory) as session:
         job = session.get_one(StagingJob, staging_id)
         policy, _ = retry_policy(session, context.batch_id)
-        tries = job.attempts + 1
-        last = not problem.retryable or tries >= policy.attempts_for("stage")
-        new = S.FAILED if last else S.RETRY_WAIT
-        retry_after = None if last else utcnow() + timedelta(seconds=policy.delay(tries))
+        new, tries, retry_after = after_a_failed_try(
+            policy, job.attempts, problem.retryable, utcnow()
+        )
+        last = new is S.FAILED
         moved = move(
             session,
             StagingJob,

@@ -53,6 +53,7 @@ from ccat_hpc.inventory.observations import (
 )
 from ccat_hpc.names import unknown_name_message
 from ccat_hpc.paths import relative_path_problem
+from ccat_hpc.pipeline.retry import RetryPolicy
 from ccat_hpc.pipeline.staging_layout import request_folder
 
 S = StagingJobState
@@ -295,7 +296,7 @@ def create_request(
             insert(staging_job_raw_data_package),
             [{"staging_job_id": job.id, "raw_data_package_id": p} for p in packages],
         )
-    staged = len(staged_copies(session, place.id, [f.id for f in files]))
+    staged = len({f for _, f in staged_rows(session, place.id, [f.id for f in files])})
     return NewRequest(
         job.id, job.destination_path, len(files), job.total_bytes, release_after, staged
     )
@@ -305,20 +306,36 @@ def create_request(
 USABLE = (PhysicalCopyState.VERIFIED, PhysicalCopyState.PRESENT)
 
 
-def staged_copies(session: Session, location_id: int, file_ids: Sequence[int]) -> dict[int, int]:
-    """file id → its usable copy at the PROCESSING location."""
-    found: dict[int, int] = {}
+def staged_rows(
+    session: Session,
+    location_id: int,
+    file_ids: Sequence[int],
+    states: Sequence[PhysicalCopyState] = USABLE,
+) -> list[tuple[int, int]]:
+    """(copy id, file id) of every copy of the files at the location in ``states``."""
     copy = RawDataFilePhysicalCopy
+    found: list[tuple[int, int]] = []
     for chunk in in_chunks(list(file_ids)):
         rows = session.execute(
-            select(copy.raw_data_file_id, copy.id).where(
+            select(copy.id, copy.raw_data_file_id).where(
                 copy.raw_data_file_id.in_(chunk),
                 copy.data_location_id == location_id,
-                copy.state.in_(USABLE),
+                copy.state.in_(states),
             )
         )
-        found.update({file_id: copy_id for file_id, copy_id in rows})
+        found += [(copy_id, file_id) for copy_id, file_id in rows]
     return found
+
+
+def after_a_failed_try(
+    policy: RetryPolicy, attempts: int, retryable: bool, now: datetime
+) -> tuple[StagingJobState, int, datetime | None]:
+    """A request's state after a failed try (RETRY_WAIT after the backoff, or FAILED on
+    a permanent failure or the last try), its tries, and when it may go again (pure)."""
+    tries = attempts + 1
+    if not retryable or tries >= policy.attempts_for("stage"):
+        return S.FAILED, tries, None
+    return S.RETRY_WAIT, tries, now + timedelta(seconds=policy.delay(tries))
 
 
 def files_of(session: Session, staging_id: int) -> list[int]:
@@ -335,7 +352,6 @@ def refresh_expiry(session: Session, location_id: int, file_ids: Sequence[int]) 
     """Every usable staged copy of the files expires with the latest live request that
     uses the file at the location (now, if none does)."""
     now = utcnow()
-    copy = RawDataFilePhysicalCopy
     for chunk in in_chunks(sorted(set(file_ids))):
         latest: dict[int, datetime] = dict(
             session.execute(
@@ -349,13 +365,7 @@ def refresh_expiry(session: Session, location_id: int, file_ids: Sequence[int]) 
                 .group_by(staging_job_file.c.raw_data_file_id)
             ).all()
         )
-        rows = session.execute(
-            select(copy.id, copy.raw_data_file_id).where(
-                copy.raw_data_file_id.in_(chunk),
-                copy.data_location_id == location_id,
-                copy.state.in_(USABLE),
-            )
-        ).all()
+        rows = staged_rows(session, location_id, chunk)
         by_expiry: dict[datetime, list[int]] = {}
         for copy_id, file_id in rows:
             until = latest.get(file_id)
