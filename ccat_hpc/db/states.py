@@ -214,6 +214,40 @@ class JobTaskState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class CampaignState(enum.StrEnum):
+    """An operator's bulk campaign (re-archive, re-verify, re-stage over a selection).
+
+    ACTIVE ⇄ PAUSED
+      │        │
+      ├──▶ DONE (no item left to do)
+      └────────┴──▶ CANCELLED (its items not started are CANCELLED)
+
+    PAUSED: the scheduler takes no more of its items; items already running finish.
+    """
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class CampaignItemState(enum.StrEnum):
+    """One item (a package, or an observation for re-stage) of a campaign.
+
+    PENDING ──▶ RUNNING ──▶ DONE | FAILED
+       ▲           │
+       └───────────┘ (given back: paused, or its task ended without an outcome)
+    PENDING ──▶ CANCELLED; FAILED ──▶ PENDING (an operator's retry)
+    DONE: the outcome says what was found and done (verified, repaired, copied, staged).
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class BreakerState(enum.StrEnum):
     """A circuit breaker of one endpoint (a route, or a location such as an S3 archive).
 
@@ -253,6 +287,8 @@ _S = StagingJobState
 _B = JobBatchState
 _J = JobTaskState
 _R = BreakerState
+_K = CampaignState
+_I = CampaignItemState
 
 TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]]] = {
     _F: _machine(
@@ -347,6 +383,25 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
             "half_open": ("closed", "open"),
         },
         _R,
+    ),
+    _K: _machine(
+        {
+            "active": ("paused", "done", "cancelled"),
+            "paused": ("active", "cancelled"),
+            "done": (),
+            "cancelled": (),
+        },
+        _K,
+    ),
+    _I: _machine(
+        {
+            "pending": ("running", "cancelled"),
+            "running": ("done", "failed", "pending", "cancelled"),
+            "done": (),
+            "failed": ("pending",),
+            "cancelled": (),
+        },
+        _I,
     ),
 }
 

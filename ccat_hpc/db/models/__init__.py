@@ -2,6 +2,7 @@
 
 from ccat_hpc.db.models.auth import ApiToken, Role, User
 from ccat_hpc.db.models.breakers import CircuitBreaker
+from ccat_hpc.db.models.campaign import Campaign, CampaignItem, PhysicalCopyCheck
 from ccat_hpc.db.models.data import (
     DataArchive,
     DataTransferPackage,
@@ -60,6 +61,8 @@ from ccat_hpc.db.models.transfer import (
 
 __all__ = [
     "ApiToken",
+    "Campaign",
+    "CampaignItem",
     "ChaiInparParameter",
     "ChaiModuleConfiguration",
     "ChaiObservationConfiguration",
@@ -91,6 +94,7 @@ __all__ = [
     "Observatory",
     "ObservingProgram",
     "PhysicalCopy",
+    "PhysicalCopyCheck",
     "PreScheduledSlot",
     "PrimeCamModuleConfiguration",
     "PrimeCamObservationConfiguration",
