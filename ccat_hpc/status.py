@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
     CircuitBreaker,
     DataLocation,
@@ -24,7 +25,9 @@ from ccat_hpc.db.models import (
     StagingJob,
 )
 from ccat_hpc.db.states import BreakerState, JobBatchState, RawDataFileState
+from ccat_hpc.pipeline.campaigns import campaigns
 from ccat_hpc.pipeline.placement import buffer_fills
+from ccat_hpc.pipeline.scrub import scrub_progress
 from ccat_hpc.step_status import render_steps, step_counts, step_failures
 from ccat_hpc.units import human_bytes
 
@@ -173,6 +176,8 @@ def collect_status(session: Session) -> dict[str, Any]:
         "running_batches": _running_batches(session),
         "open_breakers": _open_breakers(session),
         "buffers": _buffers(session),
+        "campaigns": [c.as_json() for c in campaigns(session, open_only=True)],
+        "scrub": scrub_progress(session, utcnow()),
     }
 
 
@@ -219,6 +224,8 @@ def render_status(status: dict[str, Any]) -> str:
     lines += _problem_lines(status)
     lines += render_steps(status["steps"], status["step_failures"])
     lines += _scheduler_lines(status)
+    lines += _campaign_lines(status["campaigns"])
+    lines += scrub_lines(status["scrub"])
     lines.append("")
     lines.append("physical copies by location:")
     if not status["physical_copies"]:
@@ -254,5 +261,53 @@ def _scheduler_lines(status: dict[str, Any]) -> list[str]:
             f"  {b['location']:<28} {b['fill']:>6.0%} of {human_bytes(b['capacity_bytes'])}"
             + ("   FULL: new data goes elsewhere" if b["full"] else "")
             for b in status["buffers"]
+        ]
+    return lines
+
+
+def _campaign_lines(open_campaigns: list[dict[str, Any]]) -> list[str]:
+    if not open_campaigns:
+        return []
+    lines = ["", "campaigns (`ccat-hpc campaign status ID`):"]
+    for c in open_campaigns:
+        done = sum(n for state, n in c["by_state"].items() if state not in ("pending", "running"))
+        lines.append(
+            f"  {c['campaign_id']:<5} {c['kind']:<10} {c['state']:<7} {done}/{c['items']} items, "
+            f"{human_bytes(c['done_bytes'])} of {human_bytes(c['total_bytes'])}  {c['name']}"
+        )
+    return lines
+
+
+def scrub_lines(sites: list[dict[str, Any]]) -> list[str]:
+    """The scrub's progress through each site's archive and what it found."""
+    if not sites:
+        return []
+    lines = ["", "integrity scrub of the archive:"]
+    for s in sites:
+        budget = s["bytes_per_day"]
+        if not budget:
+            lines.append(f"  {s['site']}: off (pipeline.scrub_bytes_per_day is 0)")
+            continue
+        share = s["verified_bytes_within_pass"] / s["bytes"] if s["bytes"] else 1.0
+        lines.append(
+            f"  {s['site']}: {s['copies']} archive copies, {human_bytes(s['bytes'])}; budget "
+            f"{human_bytes(budget)}/day ({human_bytes(s['read_last_day'])} read in the last "
+            f"24 h); a full pass takes {max(s['full_pass_days'], 0.0):.2f} day(s)"
+        )
+        lines.append(
+            f"    verified within one pass: {s['verified_within_pass']} of {s['copies']} "
+            f"copies ({share:.0%} of the bytes); oldest verification "
+            f"{s['oldest_verification'] or 'never'}"
+        )
+        repairs = ", ".join(f"{n} {state}" for state, n in sorted(s["repairs"].items()))
+        found = s["found"]
+        lines.append(
+            f"    found in 30 days: {len(found)} damaged or missing"
+            + (f"; repairs: {repairs}" if repairs else "")
+        )
+        lines += [
+            f"      {f['outcome']:<8} {f['package']} at {f['location']} "
+            f"({f['checked_at'][:19]}): {f['reason']}"
+            for f in found[:5]
         ]
     return lines

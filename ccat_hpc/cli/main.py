@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ccat_hpc.cli.breaker_cmds:breaker",
         "List and reset the circuit breakers of routes and locations.",
     ),
+    "campaign": (
+        "ccat_hpc.cli.campaign_cmds:campaign",
+        "Operators' bulk re-archive, re-verify and re-stage campaigns.",
+    ),
     "catalog": ("ccat_hpc.cli.catalog_cmds:catalog", "Load and list the observation catalog."),
     "checksum": (
         "ccat_hpc.cli.checksum_cmds:checksum",
@@ -182,10 +186,10 @@ def cli(ctx: click.Context) -> None:
     """ccat-hpc: the CCAT data center software, around its operations database (ops-db).
 
     Built today: ops-db and its schema, site configs and the catalog, filing instrument
-    manifests (by hand or by the watcher), the checksum job array, building and reading
-    packages by hand, job arrays on Slurm or this machine, and listing what ops-db
-    holds. Not built yet: the packaging, transfer, archive, staging and cleanup steps,
-    the scheduler loop, the REST API and the web UI.
+    manifests (by hand or by the watcher), the pipeline steps as job arrays on Slurm or
+    this machine (checksum, package, bundle, transfer, archive), the scheduler loop,
+    staging for scientists, cleanup by retention, operators' campaigns, the integrity
+    scrub, and listing what ops-db holds. Not built yet: the REST API and the web UI.
 
     --db and --verbose are taken before or after the command.
     """

@@ -6,7 +6,8 @@ hashes newly filed RawDataFiles (:mod:`ccat_hpc.pipeline.checksum`); ``package``
 RawDataPackages (:mod:`ccat_hpc.pipeline.package_task`, every rank of an MPI task
 together); ``bundle``, ``transfer`` and ``archive`` are the steps after it; ``cleanup``
 deletes what retention lets go; ``stage`` brings archived data to PROCESSING storage for
-scientists' staging requests. A kind whose
+scientists' staging requests; ``scrub`` reads a slice of the archive again; ``campaign``
+runs the items of an operator's campaign. A kind whose
 work items are claimed in ops-db when its batch is created (checksum: the files)
 says how to give back the items of a task that ended without its outcome.
 
@@ -168,6 +169,16 @@ def _release_stagings(session: Session, items: Sequence[Any], batch_id: int) -> 
     return release_stagings(session, items, batch_id)
 
 
+def _release_campaign_items(session: Session, items: Sequence[Any], batch_id: int) -> int:
+    from ccat_hpc.pipeline.campaign_task import release_items as give_back
+
+    return give_back(session, items, batch_id)
+
+
+def _campaign_parameters(parameters: Mapping[str, Any]) -> None:
+    _only(parameters, {"campaign": lambda v: isinstance(v, int) and not isinstance(v, bool)})
+
+
 def _name(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 100
 
@@ -208,6 +219,16 @@ def job_kinds() -> dict[str, JobKind]:
         "cleanup": JobKind(
             _step_task("ccat_hpc.pipeline.cleanup:cleanup_task"),
             check_parameters=_cleanup_parameters,
+        ),
+        "scrub": JobKind(
+            _step_task("ccat_hpc.pipeline.scrub:scrub_task"),
+            check_parameters=_cleanup_parameters,
+        ),
+        "campaign": JobKind(
+            _step_task("ccat_hpc.pipeline.campaign_task:campaign_task"),
+            check_parameters=_campaign_parameters,
+            release=_release_campaign_items,
+            submittable=False,
         ),
     }
 

@@ -1,6 +1,11 @@
-"""Submit the cleanup job: one task that deletes what retention lets go (see
-:mod:`ccat_hpc.pipeline.cleanup`). Nothing is claimed: a second cleanup at the same
-time finds the copies the first took already DELETION_PENDING or DELETED."""
+"""Submit the periodic jobs: one task each, nothing claimed.
+
+``cleanup`` deletes what retention lets go (:mod:`ccat_hpc.pipeline.cleanup`): a second
+cleanup at the same time finds the copies the first took already DELETION_PENDING or
+DELETED. ``scrub`` reads a slice of each site's archive again
+(:mod:`ccat_hpc.pipeline.scrub`): the slice is decided by the task from the day's
+budget left.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,13 @@ from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission
 from ccat_hpc.jobs.tracking import track_unfinished
 
 
-def submit_cleanup(factory: sessionmaker[Session], setup: JobSetup) -> StepSubmission:
-    """One cleanup task (for the setup's site, or every site)."""
-    track_unfinished(factory, "cleanup", setup.executor)
+def submit_one_task(kind: str, factory: sessionmaker[Session], setup: JobSetup) -> StepSubmission:
+    """One task of ``kind`` (for the setup's site, or every site)."""
+    track_unfinished(factory, kind, setup.executor)
     with transaction(factory) as session:
         batch = create_batch(
             session,
-            "cleanup",
+            kind,
             [[]],
             executor=setup.executor.name,
             profile=setup.profile,
@@ -29,3 +34,11 @@ def submit_cleanup(factory: sessionmaker[Session], setup: JobSetup) -> StepSubmi
         batch_id = int(batch.id)
     submit_batch(factory, batch_id, setup.executor, setup.environment)
     return StepSubmission(batch_id, [], 1)
+
+
+def submit_cleanup(factory: sessionmaker[Session], setup: JobSetup) -> StepSubmission:
+    return submit_one_task("cleanup", factory, setup)
+
+
+def submit_scrub(factory: sessionmaker[Session], setup: JobSetup) -> StepSubmission:
+    return submit_one_task("scrub", factory, setup)

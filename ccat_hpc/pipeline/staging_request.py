@@ -68,6 +68,21 @@ class QuotaExceeded(CcatHpcError):
     exit_code = 10
 
 
+def given_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a selection that were given, as JSON (times in ISO 8601, tuples as
+    lists of strings); what was not given is left out."""
+    shown: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, datetime):
+            shown[name] = value.isoformat()
+        elif isinstance(value, tuple):
+            if value:
+                shown[name] = [str(v) for v in value]
+        elif value is not None:
+            shown[name] = value
+    return shown
+
+
 @dataclass(frozen=True)
 class Selection:
     """What a scientist asks for; every given field narrows it (at least one is needed)."""
@@ -84,16 +99,7 @@ class Selection:
     files: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {}
-        for name, value in self.__dict__.items():
-            if isinstance(value, datetime):
-                shown[name] = value.isoformat()
-            elif isinstance(value, tuple):
-                if value:
-                    shown[name] = [str(v) for v in value]
-            elif value is not None:
-                shown[name] = value
-        return shown
+        return given_fields(self.__dict__)
 
     @property
     def empty(self) -> bool:

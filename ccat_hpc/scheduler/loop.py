@@ -45,7 +45,9 @@ SUBMITTERS = {
     "transfer": "ccat_hpc.jobs.transfer_batch:submit_transfer",
     "archive": "ccat_hpc.jobs.archive_batch:submit_archive",
     "stage": "ccat_hpc.jobs.stage_batch:submit_stage",
-    "cleanup": "ccat_hpc.jobs.cleanup_batch:submit_cleanup",
+    "cleanup": "ccat_hpc.jobs.periodic_batch:submit_cleanup",
+    "scrub": "ccat_hpc.jobs.periodic_batch:submit_scrub",
+    "campaign": "ccat_hpc.jobs.campaign_batch:submit_campaign",
 }
 
 

@@ -30,11 +30,22 @@ from ccat_hpc.scheduler.breakers import (
     gate,
 )
 
-#: the steps in pipeline order (a pass submits them in this order); cleanup "waits"
-#: (one item) when its interval has passed since its last batch
-STEPS = ("checksum", "package", "bundle", "transfer", "archive", "stage", "cleanup")
+#: the steps in pipeline order (a pass submits them in this order); cleanup and scrub
+#: "wait" (one item) when their interval has passed since their last batch; campaign
+#: items are operators' bulk work, throttled to the campaign's share of the slots
+STEPS = (
+    "checksum",
+    "package",
+    "bundle",
+    "transfer",
+    "archive",
+    "stage",
+    "cleanup",
+    "scrub",
+    "campaign",
+)
 #: steps that run every so often rather than for items waiting
-PERIODIC_STEPS = ("cleanup",)
+PERIODIC_STEPS = ("cleanup", "scrub")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import (
+    Campaign,
+    CampaignItem,
     CircuitBreaker,
     DataLocation,
     DataTransfer,
@@ -26,7 +28,14 @@ from ccat_hpc.db.models import (
     RawDataPackage,
     Site,
 )
-from ccat_hpc.db.states import JobBatchState, PackageState, RawDataFileState, TransferState
+from ccat_hpc.db.states import (
+    CampaignItemState,
+    CampaignState,
+    JobBatchState,
+    PackageState,
+    RawDataFileState,
+    TransferState,
+)
 from ccat_hpc.jobs.stage_batch import ready_condition
 from ccat_hpc.pipeline.endpoints import LOCATION, ROUTE, EndpointKey, archive_endpoints
 from ccat_hpc.pipeline.placement import buffer_fills
@@ -106,6 +115,51 @@ def cleanup_due(session: Session, now: datetime) -> int:
     every = timedelta(minutes=min(intervals, default=DEFAULT_CLEANUP_MINUTES))
     last = session.scalar(select(func.max(JobBatch.created_at)).where(JobBatch.kind == "cleanup"))
     return int(last is None or now - last >= every)
+
+
+def scrub_due(session: Session, now: datetime) -> int:
+    """1 when some site scrubs (a budget above 0), its interval has passed since the
+    last scrub batch, and some package is archived; else 0."""
+    archived = select(RawDataPackage.id).where(RawDataPackage.state == PackageState.ARCHIVED)
+    if session.scalar(archived.limit(1)) is None:
+        return 0
+    intervals = [
+        float(pipeline.get("scrub_interval_minutes", 60.0))
+        for pipeline in (
+            (settings or {}).get("pipeline", {})
+            for settings in session.scalars(select(Site.settings))
+        )
+        if int(pipeline.get("scrub_bytes_per_day", 10**12)) > 0
+    ]
+    if not intervals:
+        return 0
+    last = session.scalar(select(func.max(JobBatch.created_at)).where(JobBatch.kind == "scrub"))
+    return int(last is None or now - last >= timedelta(minutes=min(intervals)))
+
+
+def campaign_items_waiting(session: Session) -> int:
+    """Items of ACTIVE campaigns not yet taken; plus ACTIVE campaigns with no item left
+    (the campaign step closes them: DONE)."""
+    items = CampaignItem.state
+    pending = _count(
+        session,
+        select(func.count(CampaignItem.id))
+        .join(Campaign, Campaign.id == CampaignItem.campaign_id)
+        .where(Campaign.state == CampaignState.ACTIVE, items == CampaignItemState.PENDING),
+    )
+    open_items = (
+        select(CampaignItem.id)
+        .where(
+            CampaignItem.campaign_id == Campaign.id,
+            items.in_((CampaignItemState.PENDING, CampaignItemState.RUNNING)),
+        )
+        .exists()
+    )
+    finished = _count(
+        session,
+        select(func.count(Campaign.id)).where(Campaign.state == CampaignState.ACTIVE, ~open_items),
+    )
+    return pending + finished
 
 
 def open_batches(session: Session) -> list[OpenBatch]:
@@ -206,7 +260,12 @@ def take_snapshot(
     since = now - timedelta(seconds=max(policy.window_seconds, policy.cooldown_seconds) * 2)
     return Snapshot(
         waiting_items(session)
-        | {"stage": stagings_ready(session), "cleanup": cleanup_due(session, now)},
+        | {
+            "stage": stagings_ready(session),
+            "cleanup": cleanup_due(session, now),
+            "scrub": scrub_due(session, now),
+            "campaign": campaign_items_waiting(session),
+        },
         open_batches(session),
         tuple(steps),
         now=now,

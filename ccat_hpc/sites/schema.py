@@ -32,6 +32,8 @@ JOB_KINDS = frozenset(
         "archive",
         "stage",
         "cleanup",
+        "campaign",
+        "scrub",
         "verify",
         "noop",
         "mpi",
@@ -216,6 +218,20 @@ class PipelineSettings(Strict):
     archive_copies_required: int = Field(default=1, ge=1)
     #: ... and the scheduler runs it this often
     cleanup_interval_minutes: float = Field(default=60.0, ge=0)
+    #: the array tasks the site's cluster runs at once for the pipeline ...
+    task_slots: int = Field(default=8, ge=1)
+    #: ... of which an operator's campaign takes at most this share (its job arrays are
+    #: throttled to it), so the live pipeline is never starved
+    campaign_share: float = Field(default=0.25, gt=0, le=1)
+    #: a campaign task holds at most this many items
+    campaign_items_per_task: int = Field(default=10, ge=1)
+    #: a campaign task rests this long after each item, leaving the storage's bandwidth
+    #: to the live pipeline (0: none)
+    campaign_item_rest_seconds: float = Field(default=0.0, ge=0, le=3600)
+    #: the integrity scrub re-reads at most this many bytes of the site's archive a
+    #: day (0: no scrub), a slice every interval, oldest verification first
+    scrub_bytes_per_day: int = Field(default=10**12, ge=0)
+    scrub_interval_minutes: float = Field(default=60.0, gt=0)
 
 
 class ArchiveConfig(Strict):

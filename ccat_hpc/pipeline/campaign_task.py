@@ -1,0 +1,331 @@
+"""A campaign task: the items its batch claimed, one after the other.
+
+Before each item the task looks at its campaign: paused, it gives the item back
+(PENDING, taken by a later batch after the resume); cancelled, the item is CANCELLED.
+Each item ends DONE with its outcome or FAILED with the reason; an outage of a storage
+gives it back for a later batch (FAILED after ``MAX_TRIES``). The items of a task that
+dies are given back by the scheduler (:func:`release_items`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.models import Campaign, CampaignItem, DataLocation, StagingJob
+from ccat_hpc.db.session import transaction
+from ccat_hpc.db.states import CampaignItemState, CampaignState, StagingJobState
+from ccat_hpc.db.transitions import move
+from ccat_hpc.errors import CcatHpcError
+from ccat_hpc.logline import log_line
+from ccat_hpc.pipeline import archive_integrity as integrity
+from ccat_hpc.pipeline.campaigns import close_finished, site_settings
+from ccat_hpc.pipeline.staging_request import Selection, create_request
+from ccat_hpc.pipeline.tasks import TaskContext
+from ccat_hpc.storage.base import StorageError
+
+I = CampaignItemState  # noqa: E741
+#: tries of an item whose storage was out (the item then FAILED with the reason)
+MAX_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    campaign_id: int
+    kind: str
+    campaign_state: CampaignState
+    package_id: int | None
+    execution: Any
+    target_location_id: int | None
+    selection: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    outcome: str
+    detail: str
+    bytes_read: int = 0
+
+
+def campaign_task(context: TaskContext) -> dict[str, Any]:
+    counts: dict[str, int] = {"done": 0, "failed": 0, "given_back": 0, "cancelled": 0}
+    storage_of = integrity.storages(context.factory, context.environ)
+    rest = _rest_seconds(context)
+    for item_id in (int(i) for i in context.items):
+        context.stop.check()
+        item = _load(context, item_id)
+        if item is None:
+            continue
+        if item.campaign_state is not CampaignState.ACTIVE:
+            counts[_set_aside(context, item)] += 1
+            continue
+        try:
+            outcome = _run(context, item, storage_of)
+        except StorageError as exc:
+            counts[_outage(context, item, exc)] += 1
+            continue
+        except CcatHpcError as exc:
+            outcome = Outcome(False, "error", str(exc))
+        _record(context, item, outcome)
+        counts["done" if outcome.ok else "failed"] += 1
+        if rest:
+            context.stop.wait(rest)
+    with transaction(context.factory) as session:
+        close_finished(session)
+    return counts
+
+
+def _rest_seconds(context: TaskContext) -> float:
+    """The pause after each item (the campaign's site's campaign_item_rest_seconds)."""
+    with transaction(context.factory) as session:
+        first = session.get(CampaignItem, int(context.items[0])) if context.items else None
+        if first is None:
+            return 0.0
+        owner = session.get_one(Campaign, first.campaign_id)
+        settings = site_settings(session, owner, None)
+    return float(settings.get("campaign_item_rest_seconds", 0.0))
+
+
+def _load(context: TaskContext, item_id: int) -> Item | None:
+    with transaction(context.factory) as session:
+        row = session.get(CampaignItem, item_id)
+        if row is None or row.claimed_by_batch_id != context.batch_id or row.state is not I.RUNNING:
+            return None
+        owner = session.get_one(Campaign, row.campaign_id)
+        return Item(
+            id=row.id,
+            campaign_id=owner.id,
+            kind=owner.kind,
+            campaign_state=owner.state,
+            package_id=row.raw_data_package_id,
+            execution=row.executed_obs_unit_id,
+            target_location_id=owner.target_location_id,
+            selection=dict(owner.selection),
+            attempts=row.attempts,
+        )
+
+
+def _set_aside(context: TaskContext, item: Item) -> str:
+    """A paused campaign's item goes back to PENDING; a cancelled one's is CANCELLED."""
+    paused = item.campaign_state is CampaignState.PAUSED
+    with transaction(context.factory) as session:
+        if paused:
+            leave(session, item.id, context.batch_id, I.PENDING)
+        else:
+            leave(session, item.id, context.batch_id, I.CANCELLED, finished_at=utcnow())
+    return "given_back" if paused else "cancelled"
+
+
+def leave(
+    session: Session, item_id: int, batch_id: int, new: CampaignItemState, **values: Any
+) -> bool:
+    """The batch's RUNNING item leaves it, in ``new`` (with ``values``); False when the
+    batch no longer holds it."""
+    moved = move(
+        session,
+        CampaignItem,
+        [item_id],
+        I.RUNNING,
+        new,
+        only=[CampaignItem.claimed_by_batch_id == batch_id],
+        claimed_by_batch_id=None,
+        **values,
+    )
+    return bool(moved)
+
+
+def failed_try(tries: int, reason: str, last: bool) -> dict[str, Any]:
+    """What an item's row says after a try that ended without an outcome."""
+    return {
+        "attempts": tries,
+        "outcome": "error" if last else None,
+        "detail": reason,
+        "finished_at": utcnow() if last else None,
+    }
+
+
+def _outage(context: TaskContext, item: Item, exc: StorageError) -> str:
+    tries = item.attempts + 1
+    last = tries >= MAX_TRIES or not exc.transient
+    reason = f"{type(exc).__name__}: {exc} (try {tries} of {MAX_TRIES})"
+    with transaction(context.factory) as session:
+        new = I.FAILED if last else I.PENDING
+        leave(session, item.id, context.batch_id, new, **failed_try(tries, reason, last))
+    log_line(f"campaign {item.campaign_id} item {item.id}: {reason}")
+    return "failed" if last else "given_back"
+
+
+def _record(context: TaskContext, item: Item, outcome: Outcome) -> None:
+    with transaction(context.factory) as session:
+        leave(
+            session,
+            item.id,
+            context.batch_id,
+            I.DONE if outcome.ok else I.FAILED,
+            attempts=item.attempts + 1,
+            outcome=outcome.outcome,
+            detail=outcome.detail[:4000],
+            bytes_read=outcome.bytes_read,
+            finished_at=utcnow(),
+        )
+
+
+def _run(context: TaskContext, item: Item, storage_of: integrity.StorageOf) -> Outcome:
+    if item.kind == "re-verify":
+        return _reverify(context, item, storage_of)
+    if item.kind == "re-archive":
+        return _rearchive(context, item, storage_of)
+    return _restage(context, item)
+
+
+def _checked_by(item: Item) -> str:
+    return f"campaign {item.campaign_id}"
+
+
+def _reverify(context: TaskContext, item: Item, storage_of: integrity.StorageOf) -> Outcome:
+    """Read every archive copy of the package at the selected locations again; restore
+    the bad ones from a good copy."""
+    assert item.package_id is not None
+    locations = tuple(item.selection.get("location_ids") or ())
+    with transaction(context.factory) as session:
+        found = integrity.package_copies(session, item.package_id, location_ids=locations)
+    if not found:
+        return Outcome(False, "no-copy", "no archive copy of it at the selected locations")
+    read = 0
+    notes: list[str] = []
+    repaired = unrepairable = 0
+    for copy in found:
+        context.stop.check()
+        result = integrity.check_and_record(
+            context.factory, storage_of(copy.location_id), copy, _checked_by(item)
+        )
+        read += result.bytes_read
+        if result.state is integrity.C.VERIFIED:
+            notes.append(f"{copy.location_name}: verified")
+            continue
+        restored = integrity.restore(
+            context.factory, item.package_id, copy.location_id, storage_of, _checked_by(item)
+        )
+        read += restored.bytes_read
+        notes.append(
+            f"{copy.location_name}: {result.state.value} ({result.reason}); {restored.detail}"
+        )
+        if restored.ok:
+            repaired += 1
+        else:
+            unrepairable += 1
+    outcome = "unrepairable" if unrepairable else "repaired" if repaired else "verified"
+    return Outcome(not unrepairable, outcome, "; ".join(notes), read)
+
+
+def _rearchive(context: TaskContext, item: Item, storage_of: integrity.StorageOf) -> Outcome:
+    """Write the package to the target archive from a verified copy, unless a copy of
+    the right size is there already (VERIFIED in ops-db and on the store)."""
+    assert item.package_id is not None and item.target_location_id is not None
+    with transaction(context.factory) as session:
+        there = integrity.package_copies(
+            session,
+            item.package_id,
+            states=(integrity.C.VERIFIED,),
+            location_ids=(item.target_location_id,),
+        )
+    if there and _present(storage_of(item.target_location_id), there[0]):
+        return Outcome(True, "present", f"already at {there[0].location_name}")
+    restored = integrity.restore(
+        context.factory,
+        item.package_id,
+        item.target_location_id,
+        storage_of,
+        _checked_by(item),
+    )
+    return Outcome(
+        restored.ok, "copied" if restored.ok else "no-source", restored.detail, restored.bytes_read
+    )
+
+
+def _present(storage: Any, copy: integrity.PackageCopy) -> bool:
+    try:
+        info = storage.stat(copy.key)
+    except StorageError as exc:
+        if exc.transient:
+            raise
+        return False
+    recorded = getattr(info, "checksum", None)
+    return bool(info.size == copy.size and (recorded is None or recorded == copy.checksum))
+
+
+def _restage(context: TaskContext, item: Item) -> Outcome:
+    """A staging request for the observation, staged by this task."""
+    from ccat_hpc.pipeline.stage_task import stage_task
+
+    with transaction(context.factory) as session:
+        staging_id = _staging_for(session, context, item)
+    stage_task(dataclasses.replace(context, items=[staging_id]))
+    with transaction(context.factory) as session:
+        staging = session.get_one(StagingJob, staging_id)
+        state, reason, size = staging.state, staging.failure_reason, staging.total_bytes
+    if state is StagingJobState.STAGED:
+        return Outcome(True, "staged", f"staging {staging_id} is READY", size)
+    return Outcome(
+        False, "not-staged", f"staging {staging_id} is {state.value}: {reason or 'no reason'}"
+    )
+
+
+def _staging_for(session: Session, context: TaskContext, item: Item) -> int:
+    """The item's staging request (made on its first try), claimed by this batch."""
+    row = session.get_one(CampaignItem, item.id)
+    if row.staging_job_id is None:
+        assert item.target_location_id is not None
+        place = session.get_one(DataLocation, item.target_location_id)
+        new = create_request(
+            session,
+            Selection(executions=(item.execution,)),
+            str(item.selection["user"]),
+            location=place.name,
+            days=item.selection.get("keep_days"),
+            name=f"campaign {item.campaign_id}",
+        )
+        row.staging_job_id = new.id
+        session.flush()
+    staging_id = int(row.staging_job_id)
+    move(
+        session,
+        StagingJob,
+        [staging_id],
+        (StagingJobState.PENDING, StagingJobState.RETRY_WAIT),
+        StagingJobState.SUBMITTED,
+        claimed_by_batch_id=context.batch_id,
+    )
+    return staging_id
+
+
+def release_items(session: Session, items: Sequence[Any], batch_id: int) -> int:
+    """Give back the items of a task that ended without their outcome: PENDING again
+    (the try counts; FAILED after MAX_TRIES), and the staging a re-stage item held."""
+    from ccat_hpc.jobs.stage_batch import release_stagings
+
+    given = 0
+    for row in session.scalars(
+        select(CampaignItem).where(
+            CampaignItem.id.in_([int(i) for i in items]),
+            CampaignItem.claimed_by_batch_id == batch_id,
+            CampaignItem.state == I.RUNNING,
+        )
+    ):
+        tries = row.attempts + 1
+        last = tries >= MAX_TRIES
+        if row.staging_job_id is not None:
+            release_stagings(session, [row.staging_job_id], batch_id)
+        reason = f"its task ended without an outcome (try {tries} of {MAX_TRIES})"
+        new = I.FAILED if last else I.PENDING
+        given += leave(session, row.id, batch_id, new, **failed_try(tries, reason, last))
+    return given

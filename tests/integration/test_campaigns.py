@@ -1,0 +1,596 @@
+"""Operators' campaigns and the integrity scrub on real storage (a folder archive and
+SeaweedFS S3), on SQLite and PostgreSQL, and on the Slurm cluster: a re-verify
+campaign finds silent corruption and repairs it from another copy, pause, resume and
+cancel hold, a campaign never runs more tasks than its share, and the scrub finds an
+object deleted behind the system's back within its budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import xxhash
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc.db.models import (
+    Campaign,
+    CampaignItem,
+    DataLocation,
+    DiskDataLocation,
+    JobBatch,
+    JobTask,
+    PhysicalCopy,
+    PhysicalCopyCheck,
+    RawDataFile,
+    RawDataPackage,
+    RawDataPackagePhysicalCopy,
+    Site,
+)
+from ccat_hpc.db.session import transaction
+from ccat_hpc.db.states import (
+    CampaignItemState,
+    CampaignState,
+    JobBatchState,
+    LocationType,
+    PhysicalCopyState,
+    RawDataFileState,
+    StorageType,
+)
+from ccat_hpc.executors.local import LocalExecutor
+from ccat_hpc.executors.slurm import SlurmExecutor
+from ccat_hpc.jobs.batches import create_batch
+from ccat_hpc.jobs.campaign_batch import claim_items
+from ccat_hpc.jobs.kinds import job_kinds
+from ccat_hpc.jobs.runner import run_task
+from ccat_hpc.jobs.step_batches import JobSetup
+from ccat_hpc.pipeline.campaigns import CampaignRequest, CampaignSelection, create_campaign
+from ccat_hpc.pipeline.cleanup import run_cleanup
+from ccat_hpc.scheduler.snapshot import take_snapshot
+from ccat_hpc.sites.schema import SlurmProfile
+from ccat_hpc.storage.base import StorageBackend
+from ccat_hpc.storage.factory import backend_for
+from ccat_hpc.storage.s3 import METADATA_KEY
+from tests.integration.test_cleanup import archive_storage, assert_archive_holds
+from tests.integration.test_cli import InProcess
+from tests.integration.test_executors import slurm_ready
+from tests.integration.test_package_step import observe
+from tests.integration.test_scheduler_faults import task_setup
+from tests.integration.test_transfer_archive import BOTH_ARCHIVES
+
+C = PhysicalCopyState
+I = CampaignItemState  # noqa: E741
+SECOND = "cologne-archive-2"
+
+
+def set_cologne(factory: sessionmaker[Session], **settings: float) -> None:
+    with transaction(factory) as session:
+        site = session.scalars(select(Site).where(Site.name == "cologne")).one()
+        site.settings = {
+            **site.settings,
+            "pipeline": {**site.settings.get("pipeline", {}), **settings},
+        }
+
+
+def add_second_archive(factory: sessionmaker[Session], data_root: Path) -> None:
+    """A new archive store in Cologne (a folder): where an S3 migration goes."""
+    (data_root / SECOND).mkdir()
+    with transaction(factory) as session:
+        cologne = session.scalars(select(Site).where(Site.name == "cologne")).one()
+        session.add(
+            DiskDataLocation(
+                name=SECOND,
+                storage_type=StorageType.DISK,
+                location_type=LocationType.LONG_TERM_ARCHIVE,
+                site_id=cologne.id,
+                priority=5,
+                path=str(data_root / SECOND),
+            )
+        )
+
+
+def packages(factory: sessionmaker[Session]) -> list[RawDataPackage]:
+    with factory() as session:
+        found = list(session.scalars(select(RawDataPackage).order_by(RawDataPackage.id)))
+        session.expunge_all()
+        return found
+
+
+def copy_state(factory: sessionmaker[Session], package_id: int, location: str) -> C:
+    with factory() as session:
+        return session.scalars(
+            select(RawDataPackagePhysicalCopy.state)
+            .join(DataLocation, DataLocation.id == RawDataPackagePhysicalCopy.data_location_id)
+            .where(
+                RawDataPackagePhysicalCopy.raw_data_package_id == package_id,
+                DataLocation.name == location,
+            )
+        ).one()
+
+
+def setup_here(tmp_path: Path) -> JobSetup:
+    executor = LocalExecutor(state_root=tmp_path / "local-jobs")
+    return JobSetup(executor, dict(os.environ), tmp_path / "jobs", SlurmProfile())
+
+
+def run_batch_here(factory: sessionmaker[Session], kind: str, batch_id: int, tasks: int) -> None:
+    handler = job_kinds()[kind].handler
+    for index in range(tasks):
+        assert run_task(factory, kind, batch_id, index, {kind: handler}, dict(os.environ)) == 0
+
+
+def claim(factory: sessionmaker[Session], tmp_path: Path) -> tuple[int, list[int], int] | None:
+    with transaction(factory) as session:
+        claimed = claim_items(session, setup_here(tmp_path))
+    return None if claimed is None else claimed[:3]
+
+
+def run_campaigns(factory: sessionmaker[Session], tmp_path: Path) -> int:
+    """Claim and run campaign batches here until none is left; how many ran."""
+    ran = 0
+    while (claimed := claim(factory, tmp_path)) is not None:
+        run_batch_here(factory, "campaign", claimed[0], claimed[2])
+        ran += 1
+    with transaction(factory) as session:  # what the next claim would do: close the done
+        claim_items(session, setup_here(tmp_path))
+    return ran
+
+
+def items(factory: sessionmaker[Session], campaign_id: int) -> list[CampaignItem]:
+    with factory() as session:
+        found = list(
+            session.scalars(
+                select(CampaignItem)
+                .where(CampaignItem.campaign_id == campaign_id)
+                .order_by(CampaignItem.id)
+            )
+        )
+        session.expunge_all()
+        return found
+
+
+def campaign_state(factory: sessionmaker[Session], campaign_id: int) -> CampaignState:
+    with factory() as session:
+        return session.get_one(Campaign, campaign_id).state
+
+
+def rot(storage: StorageBackend, package: RawDataPackage) -> None:
+    """Silent corruption: one byte flipped, the checksum the store recorded left as it
+    was (a cheap existence/size/metadata check does not see it)."""
+    data = bytearray(b"".join(storage.read(package.relative_path)))
+    data[len(data) // 2] ^= 0x01
+    root = getattr(storage, "root", None)
+    if root is not None:  # a folder: the bytes changed in place, the xattr kept
+        with open(Path(root) / package.relative_path, "r+b") as handle:
+            handle.seek(len(data) // 2)
+            handle.write(bytes([data[len(data) // 2]]))
+        return
+    settings = storage.settings  # type: ignore[attr-defined]
+    key = f"{settings.prefix.strip('/')}/{package.relative_path}".lstrip("/")
+    storage.client.put_object(  # type: ignore[attr-defined]
+        Bucket=settings.bucket,
+        Key=key,
+        Body=bytes(data),
+        Metadata={METADATA_KEY: package.checksum},
+    )
+
+
+def whole_checksum(storage: StorageBackend, key: str) -> str:
+    digest = xxhash.xxh3_128()
+    for chunk in storage.read(key):
+        digest.update(chunk)
+    return str(digest.hexdigest())
+
+
+def cli_run(cli: InProcess, db_url: str, *argv: str):  # type: ignore[no-untyped-def]
+    return cli(db_url, *argv)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> InProcess:
+    return InProcess(capsys)
+
+
+@BOTH_ARCHIVES
+def test_re_archive_to_a_new_store_then_re_verify_repairs_silent_corruption_from_it(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    db_url: str,
+    cli: InProcess,
+) -> None:
+    add_second_archive(sites, data_root)
+    made = cli(db_url, "campaign", "create", "re-archive", "--to", SECOND, "--json")
+    assert made.returncode == 0, made.stderr
+    rearchive = int(made.stdout.split('"id": ')[1].split(",")[0])
+    assert run_campaigns(sites, tmp_path) == 1
+    assert campaign_state(sites, rearchive) is CampaignState.DONE
+    assert [(i.state, i.outcome) for i in items(sites, rearchive)] == [(I.DONE, "copied")] * 2
+    first, second = packages(sites)
+    primary = archive_storage(sites)
+    with sites() as session:
+        new_store = backend_for(
+            session.scalars(select(DataLocation).where(DataLocation.name == SECOND)).one(),
+            os.environ,
+        )
+    for package in (first, second):
+        assert copy_state(sites, package.id, SECOND) is C.VERIFIED
+        assert whole_checksum(new_store, package.relative_path) == package.checksum
+
+    rot(primary, first)
+    # the cheap re-check (existence, size, recorded checksum) cannot see it ...
+    assert primary.stat(first.relative_path).checksum == first.checksum
+    # ... a re-verify campaign reads every byte
+    made = cli(db_url, "campaign", "create", "re-verify", "--location", "cologne-archive")
+    assert made.returncode == 0, made.stderr
+    assert "2 item(s)" in made.stdout and "at most 2 task(s) at once" in made.stdout
+    reverify = int(made.stdout.split()[1].rstrip(":"))
+    run_campaigns(sites, tmp_path)
+    outcomes = {i.raw_data_package_id: (i.state, i.outcome) for i in items(sites, reverify)}
+    assert outcomes == {first.id: (I.DONE, "repaired"), second.id: (I.DONE, "verified")}
+    assert copy_state(sites, first.id, "cologne-archive") is C.VERIFIED
+    assert whole_checksum(primary, first.relative_path) == first.checksum
+    assert_archive_holds(sites, archived)
+    with sites() as session:
+        checks = [
+            (c.outcome, c.checked_by)
+            for c in session.scalars(select(PhysicalCopyCheck).order_by(PhysicalCopyCheck.id))
+            if c.reason is None or "package" in c.reason or "written from" in c.reason
+        ]
+    assert (C.CORRUPT, f"campaign {reverify}") in checks
+    assert checks[-1][0] is C.VERIFIED
+    shown = cli(db_url, "campaign", "status", str(reverify))
+    assert shown.returncode == 0
+    assert "done" in shown.stdout and "1 repaired, 1 verified" in shown.stdout
+    assert "2 of 2 item(s) (100%)" in shown.stdout
+
+
+def test_a_lost_copy_is_repaired_from_the_buffer_and_without_any_copy_is_unrepairable(
+    archived: dict[str, bytes], sites: sessionmaker[Session], tmp_path: Path
+) -> None:
+    first, second = packages(sites)
+    primary = archive_storage(sites)
+    primary.delete(first.relative_path)
+    request = CampaignRequest("re-verify", CampaignSelection(packages=(first.name,)))
+    with transaction(sites) as session:
+        repair = create_campaign(session, request, 0.25).id
+    run_campaigns(sites, tmp_path)
+    [item] = items(sites, repair)
+    assert (item.state, item.outcome) == (I.DONE, "repaired")
+    assert "cologne-buffer-01" in (item.detail or "") and "missing" in (item.detail or "")
+    assert whole_checksum(primary, first.relative_path) == first.checksum
+
+    # now without a buffer copy either (cleanup took it): nothing to repair from
+    primary.delete(second.relative_path)
+    with transaction(sites) as session:
+        elsewhere = session.scalars(
+            select(RawDataPackagePhysicalCopy.id)
+            .join(DataLocation, DataLocation.id == RawDataPackagePhysicalCopy.data_location_id)
+            .where(
+                RawDataPackagePhysicalCopy.raw_data_package_id == second.id,
+                DataLocation.name != "cologne-archive",
+            )
+        ).all()
+        assert elsewhere
+        session.execute(
+            update(PhysicalCopy).where(PhysicalCopy.id.in_(elsewhere)).values(state=C.DELETED)
+        )
+    request = CampaignRequest("re-verify", CampaignSelection(packages=(second.name,)))
+    with transaction(sites) as session:
+        lost = create_campaign(session, request, 0.25).id
+    run_campaigns(sites, tmp_path)
+    [item] = items(sites, lost)
+    assert (item.state, item.outcome) == (I.FAILED, "unrepairable")
+    assert "no other verified copy" in (item.detail or "")
+    assert copy_state(sites, second.id, "cologne-archive") is C.MISSING
+    assert campaign_state(sites, lost) is CampaignState.DONE
+
+
+def test_pause_resume_and_cancel(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    tmp_path: Path,
+    db_url: str,
+    cli: InProcess,
+) -> None:
+    set_cologne(sites, campaign_items_per_task=1)
+    one = cli(db_url, "campaign", "create", "re-verify", "--json")
+    assert one.returncode == 0, one.stderr
+    with sites() as session:
+        first_id = session.scalars(select(Campaign.id)).one()
+    assert cli(db_url, "campaign", "pause", str(first_id), "--reason", "S3 work").returncode == 0
+    with sites() as session:
+        assert take_snapshot(session).waiting["campaign"] == 0
+    assert claim(sites, tmp_path) is None  # a paused campaign gives nothing
+    refused = cli(db_url, "campaign", "pause", str(first_id))
+    assert refused.returncode != 0 and "is paused: cannot pause" in refused.stderr
+    assert "note: S3 work" in cli(db_url, "campaign", "status", str(first_id)).stdout
+
+    assert cli(db_url, "campaign", "resume", str(first_id)).returncode == 0
+    with sites() as session:
+        assert take_snapshot(session).waiting["campaign"] == 2
+    claimed = claim(sites, tmp_path)
+    assert claimed is not None and claimed[2] == 2  # one item per task
+    # paused while its batch waits to run: the tasks give their items back
+    assert cli(db_url, "campaign", "pause", str(first_id)).returncode == 0
+    run_batch_here(sites, "campaign", claimed[0], claimed[2])
+    assert [i.state for i in items(sites, first_id)] == [I.PENDING, I.PENDING]
+    assert cli(db_url, "campaign", "resume", str(first_id)).returncode == 0
+    run_campaigns(sites, tmp_path)
+    assert [i.outcome for i in items(sites, first_id)] == ["verified", "verified"]
+    assert campaign_state(sites, first_id) is CampaignState.DONE
+
+    two = cli(db_url, "campaign", "create", "re-verify", "--json")
+    assert two.returncode == 0
+    with sites() as session:
+        second_id = max(session.scalars(select(Campaign.id)))
+    claimed = claim(sites, tmp_path)  # the first item's task is claimed, then cancelled
+    assert claimed is not None
+    cancelled = cli(db_url, "campaign", "cancel", str(second_id), "--reason", "wrong selection")
+    assert cancelled.returncode == 0 and "0 item(s) not started" in cancelled.stdout
+    run_batch_here(sites, "campaign", claimed[0], claimed[2])
+    assert [i.state for i in items(sites, second_id)] == [I.CANCELLED, I.CANCELLED]
+    assert campaign_state(sites, second_id) is CampaignState.CANCELLED
+    assert "cannot resume" in cli(db_url, "campaign", "resume", str(second_id)).stderr
+    listed = cli(db_url, "campaign", "list", "--all").stdout
+    assert "done" in listed and "cancelled" in listed
+
+
+def test_hostile_campaign_requests_are_refused(
+    archived: dict[str, bytes], sites: sessionmaker[Session], db_url: str, cli: InProcess
+) -> None:
+    cases = [
+        (("re-archive",), "needs --to"),
+        (("re-archive", "--to", "cologne-buffer-01"), "writes to a LONG_TERM_ARCHIVE"),
+        (("re-verify", "--to", "cologne-archive"), "no --to"),
+        (("re-verify", "--share", "0.9"), "at most 25%"),
+        (("re-verify", "--location", "no-such-place"), "no-such-place"),
+        (("re-verify", "--state", "shiny"), "shiny"),
+        (("re-verify", "--package", "nothing"), "matches nothing"),
+        (("re-stage", "--user", "../../etc"), "not a user name"),
+        (("re-stage", "--location", "cologne-archive"), "selects observations"),
+    ]
+    for argv, message in cases:
+        result = cli(db_url, "campaign", "create", *argv)
+        assert result.returncode != 0, argv
+        assert message in result.stderr, (argv, result.stderr)
+        assert "Traceback" not in result.stderr
+    with sites() as session:
+        assert session.scalars(select(Campaign)).all() == []
+    assert cli(db_url, "campaign", "status", "99").returncode != 0
+
+
+def test_a_re_stage_campaign_stages_each_observation_for_its_user(
+    archived: dict[str, bytes], sites: sessionmaker[Session], data_root: Path, tmp_path: Path
+) -> None:
+    (data_root / "cologne-processing-ramses").mkdir(exist_ok=True)
+    request = CampaignRequest(
+        "re-stage", CampaignSelection(), created_by="operator", user="reprocessing"
+    )
+    with transaction(sites) as session:
+        restage = create_campaign(session, request, 0.25).id
+    run_campaigns(sites, tmp_path)
+    done = items(sites, restage)
+    assert done and {(i.state, i.outcome) for i in done} == {(I.DONE, "staged")}
+    folders = list(
+        (data_root / "cologne-processing-ramses" / "requests" / "reprocessing").iterdir()
+    )
+    assert len(folders) == len(done)
+    for folder in folders:
+        for line in (folder / "READY").read_text().splitlines():
+            checksum, path = line.split("  ", 1)
+            assert xxhash.xxh3_128_hexdigest((folder / path).read_bytes()) == checksum
+
+
+# -- the scrub --------------------------------------------------------------------------
+
+
+def run_scrub(factory: sessionmaker[Session], tmp_path: Path) -> dict[str, int]:
+    with transaction(factory) as session:
+        batch = create_batch(
+            session, "scrub", [[]], executor="local", profile=SlurmProfile(), working_dir=tmp_path
+        )
+        batch_id = int(batch.id)
+    run_batch_here(factory, "scrub", batch_id, 1)
+    with factory() as session:
+        task = session.scalars(select(JobTask).where(JobTask.batch_id == batch_id)).one()
+        return dict(task.result or {})
+
+
+@BOTH_ARCHIVES
+def test_the_scrub_finds_an_object_deleted_behind_its_back_within_its_budget(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    db_url: str,
+    cli: InProcess,
+) -> None:
+    first, second = packages(sites)
+    biggest = max(first.size, second.size)
+    # a budget of one package a slice: the whole archive within two slices
+    set_cologne(sites, scrub_bytes_per_day=biggest * 24, scrub_interval_minutes=60)
+    # the newer verification (the second package's) goes last
+    with transaction(sites) as session:
+        first_copies = select(RawDataPackagePhysicalCopy.id).where(
+            RawDataPackagePhysicalCopy.raw_data_package_id == first.id
+        )
+        session.execute(
+            update(PhysicalCopy)
+            .where(PhysicalCopy.id.in_(first_copies.scalar_subquery()))
+            .values(verified_at=datetime(2026, 1, 1, tzinfo=UTC))
+        )
+    add_second_archive(sites, data_root)
+    assert run_campaigns(sites, tmp_path) == 0
+    archive_storage(sites).delete(second.relative_path)  # behind the system's back
+
+    one = run_scrub(sites, tmp_path)
+    assert one["checked"] == 1 and one["missing"] == 0  # the oldest (first) was due first
+    assert one["bytes_read"] <= biggest
+    assert copy_state(sites, second.id, "cologne-archive") is C.VERIFIED  # not found yet
+    two = run_scrub(sites, tmp_path)
+    assert two["checked"] == 1 and two["missing"] == 1 and two["repairs_opened"] == 1
+    assert copy_state(sites, second.id, "cologne-archive") is C.MISSING
+    read = one["bytes_read"] + two["bytes_read"]
+    assert read == first.size  # the missing object cost nothing to read
+    status = cli(db_url, "status")
+    assert "integrity scrub of the archive:" in status.stdout, status.stderr
+    assert "found in 30 days: 1 damaged or missing" in status.stdout
+    assert f"missing  {second.name} at cologne-archive" in status.stdout
+
+    # the repair the scrub opened: a re-archive of that package onto the archive; the
+    # Cologne buffer still holds a verified copy to write it from
+    with sites() as session:
+        repair = session.scalars(select(Campaign).where(Campaign.created_by == "scrub")).one()
+        assert repair.kind == "re-archive"
+        repair_id = repair.id
+    run_campaigns(sites, tmp_path)
+    assert [(i.state, i.outcome) for i in items(sites, repair_id)] == [(I.DONE, "copied")]
+    assert copy_state(sites, second.id, "cologne-archive") is C.VERIFIED
+    assert whole_checksum(archive_storage(sites), second.relative_path) == second.checksum
+
+    # the day's budget is spent (2 packages' worth of 24 was not; a tiny budget is)
+    set_cologne(sites, scrub_bytes_per_day=1)
+    assert run_scrub(sites, tmp_path)["checked"] == 0
+
+
+def task_spans(
+    factory: sessionmaker[Session], kind: str, after_batch: int = 0
+) -> list[tuple[datetime, datetime]]:
+    with factory() as session:
+        rows = session.execute(
+            select(JobTask.started_at, JobTask.finished_at)
+            .join(JobBatch, JobBatch.id == JobTask.batch_id)
+            .where(JobBatch.kind == kind, JobBatch.id > after_batch)
+            .order_by(JobTask.started_at)
+        ).all()
+    assert all(start is not None and end is not None for start, end in rows), rows
+    return [(start, end) for start, end in rows]
+
+
+def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def checksum_done(factory: sessionmaker[Session]) -> bool:
+    with factory() as session:
+        states = set(session.scalars(select(RawDataFile.state)))
+    return RawDataFileState.FILED not in states and RawDataFileState.CHECKSUMMING not in states
+
+
+def share_run(
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    setup: JobSetup,
+    rest: float,
+) -> None:
+    """Two campaigns of 2 items (one per task, resting ``rest`` seconds after each) at a
+    share of one slot in four, beside a new observation for the live pipeline; passes
+    until all is done. No two campaign tasks ever ran at once, and the pipeline's
+    checksum task started while the campaigns were still running (not starved)."""
+    from ccat_hpc.scheduler.loop import one_pass
+
+    set_cologne(
+        sites,
+        task_slots=4,
+        campaign_share=0.25,
+        campaign_items_per_task=1,
+        campaign_item_rest_seconds=rest,
+    )
+    add_second_archive(sites, data_root)
+    with transaction(sites) as session:
+        request = CampaignRequest("re-archive", CampaignSelection(), to=SECOND)
+        first = create_campaign(session, request, 0.25).id
+        request = CampaignRequest("re-verify", CampaignSelection(location="cologne-archive"))
+        second = create_campaign(session, request, 0.25).id
+    with transaction(sites) as session:  # the fixture ran its batches here, unsubmitted
+        session.execute(update(JobBatch).values(state=JobBatchState.DONE))
+        before = max(session.scalars(select(JobBatch.id)))
+    observe(sites, data_root, tmp_path, "280GHz", files=2, size=1000)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        one_pass(sites, lambda _step: setup, steps=("checksum", "campaign"))
+        done = {campaign_state(sites, c) for c in (first, second)} == {CampaignState.DONE}
+        if done and checksum_done(sites):
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the campaigns and the checksum step did not finish in 240 s")
+    spans = task_spans(sites, "campaign")
+    assert len(spans) == 4 and most_at_once(spans) == 1, spans
+    [(checksum_started, _)] = task_spans(sites, "checksum", before)
+    assert checksum_started < spans[-1][1]
+    outcomes = [i.outcome for c in (first, second) for i in items(sites, c)]
+    assert outcomes == ["copied", "copied", "verified", "verified"]
+
+
+def test_a_campaign_beside_the_live_pipeline_takes_no_more_than_its_share(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    db_url: str,
+) -> None:
+    executor = LocalExecutor(state_root=tmp_path / "local-jobs", parallel=4)
+    setup = dataclasses.replace(task_setup(db_url, tmp_path), executor=executor)
+    share_run(sites, data_root, tmp_path, setup, 0.3)
+    specs = [json.loads(p.read_text()) for p in (tmp_path / "local-jobs").glob("*/spec.json")]
+    assert [s["parallel"] for s in specs if s["kind"] == "campaign"] == [1, 1]
+
+
+@pytest.mark.slurm
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_on_slurm_a_campaign_array_is_throttled_to_its_share(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    db_url: str,
+) -> None:
+    slurm_ready()
+    setup = dataclasses.replace(task_setup(db_url, tmp_path), executor=SlurmExecutor())
+    share_run(sites, data_root, tmp_path, setup, 1.0)
+    arrays = [
+        line
+        for path in (tmp_path / "jobs").glob("campaign-*.sbatch")
+        for line in path.read_text().splitlines()
+        if line.startswith("#SBATCH --array")
+    ]
+    assert arrays == ["#SBATCH --array=0-1%1"] * 2, arrays
+
+
+def test_cleanup_keeps_relying_on_the_archive_while_copies_are_repaired(
+    archived: dict[str, bytes], sites: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A copy found MISSING by the scrub is no proof for cleanup until it is repaired."""
+    first, _ = packages(sites)
+    archive_storage(sites).delete(first.relative_path)
+    set_cologne(sites, scrub_bytes_per_day=10**12)
+    assert run_scrub(sites, tmp_path)["missing"] == 1
+    with transaction(sites) as session:
+        session.execute(update(DataLocation).values(retention_days=0))
+    report = run_cleanup(sites, os.environ)
+    assert report.deleted > 0
+    with sites() as session:
+        kept = session.scalars(
+            select(RawDataPackagePhysicalCopy.state)
+            .join(DataLocation, DataLocation.id == RawDataPackagePhysicalCopy.data_location_id)
+            .where(
+                RawDataPackagePhysicalCopy.raw_data_package_id == first.id,
+                DataLocation.name == "cologne-buffer-01",
+            )
+        ).one()
+    assert kept is C.VERIFIED  # the only good copy of the first package stays
