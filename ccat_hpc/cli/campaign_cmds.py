@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.cli.inventory_cmds import time_option
-from ccat_hpc.cli.stage_cmds import current_user
+from ccat_hpc.cli.stage_cmds import WAIT_TIMED_OUT, current_user
 from ccat_hpc.db.session import transaction
 from ccat_hpc.units import human_bytes
 
@@ -66,6 +67,7 @@ def campaign() -> None:
 @click.option("--user", metavar="NAME", help="re-stage: stage for this user (default: you).")
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), help="re-stage: keep days.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--id-only", is_flag=True, help="Print only the campaign id (for scripts).")
 @pass_app
 def create_command(app: AppContext, /, kind: str, **options: Any) -> None:
     """Queue a campaign of KIND over the selection (every option given narrows it)."""
@@ -79,6 +81,7 @@ def create_command(app: AppContext, /, kind: str, **options: Any) -> None:
     )
 
     as_json = options.pop("as_json")
+    id_only = options.pop("id_only")
     selection = CampaignSelection(
         site=options["site"],
         location=options["location"],
@@ -109,8 +112,8 @@ def create_command(app: AppContext, /, kind: str, **options: Any) -> None:
             "share": made.slot_share,
             "tasks_at_once": tasks,
         }
-    if as_json:
-        click.echo(json.dumps(shown))
+    if as_json or id_only:
+        click.echo(json.dumps(shown) if as_json else str(shown["id"]))
         return
     click.echo(
         f"campaign {shown['id']}: {kind} of {shown['items']} item(s), "
@@ -161,6 +164,42 @@ def status_command(app: AppContext, campaign_id: int, as_json: bool) -> None:
         click.echo(json.dumps(shown.as_json(), indent=2))
         return
     click.echo("\n".join(_status_lines(shown)))
+
+
+@campaign.command("wait")
+@click.argument("campaign_id", type=click.IntRange(min=1))
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
+@pass_app
+def wait_command(app: AppContext, campaign_id: int, timeout: float | None, interval: float) -> None:
+    """Print its progress every --interval until it ends: exit 0 when DONE with every
+    item done, 1 when an item FAILED or the campaign was cancelled, 75 on --timeout
+    (a paused campaign is waited for)."""
+    from ccat_hpc.pipeline.campaigns import progress
+
+    started = time.monotonic()
+    while True:
+        with transaction(app.sessions()) as session:
+            shown = progress(session, campaign_id)
+        click.echo(_progress_line(shown))
+        if shown.state in ("done", "cancelled"):
+            failed = shown.by_state.get("failed", 0)
+            for item, detail in shown.failures:
+                click.echo(f"failed {item}: {detail}", err=True)
+            raise SystemExit(0 if shown.state == "done" and not failed else 1)
+        if timeout is not None and time.monotonic() - started >= timeout:
+            click.echo(f"campaign {campaign_id} still {shown.state} after {timeout} s", err=True)
+            raise SystemExit(WAIT_TIMED_OUT)
+        time.sleep(interval)
+
+
+def _progress_line(shown: Any) -> str:
+    outcomes = ", ".join(f"{n} {o}" for o, n in shown.by_outcome.items()) or "none yet"
+    return (
+        f"{datetime.now(UTC).isoformat(timespec='seconds')} campaign {shown.campaign_id} "
+        f"{shown.state}: {shown.finished_items}/{shown.items} items, "
+        f"{human_bytes(shown.done_bytes)}/{human_bytes(shown.total_bytes)} ({outcomes})"
+    )
 
 
 @campaign.command("list")

@@ -66,6 +66,12 @@ def _summary(snapshot: dict[str, Any], runs: list[StepRun]) -> str:
         "per step: "
         + ", ".join(f"{r.name} {human_bytes(r.size)} in {r.seconds:.1f} s" for r in runs),
     ]
+    lines += [
+        f"scrub of the {site['site']} archive: {site['verified_within_pass']} of "
+        f"{site['copies']} copies verified within one pass, "
+        f"{human_bytes(site['read_last_day'])} read again, {len(site['found'])} damaged or missing"
+        for site in snapshot.get("scrub", [])
+    ]
     return "\n".join(lines)
 
 

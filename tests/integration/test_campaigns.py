@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,10 +57,12 @@ from ccat_hpc.sites.schema import SlurmProfile
 from ccat_hpc.storage.base import StorageBackend
 from ccat_hpc.storage.factory import backend_for
 from ccat_hpc.storage.s3 import METADATA_KEY
+from tests.conftest import REPO
 from tests.integration.test_cleanup import archive_storage, assert_archive_holds
 from tests.integration.test_cli import InProcess
 from tests.integration.test_executors import slurm_ready
 from tests.integration.test_package_step import observe
+from tests.integration.test_sbatch_wrappers import CCAT_BIN, job_end, sbatch
 from tests.integration.test_scheduler_faults import task_setup
 from tests.integration.test_transfer_archive import BOTH_ARCHIVES
 
@@ -594,3 +597,67 @@ def test_cleanup_keeps_relying_on_the_archive_while_copies_are_repaired(
             )
         ).one()
     assert kept is C.VERIFIED  # the only good copy of the first package stays
+
+
+def test_the_rearchive_wrapper_usage() -> None:
+    shown = subprocess.run(
+        ["bash", str(REPO / "sbatch/rearchive-campaign.sbatch"), "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0
+    assert "--to cologne-archive-2" in shown.stdout and "campaign pause ID" in shown.stdout
+    bare = subprocess.run(
+        ["bash", str(REPO / "sbatch/rearchive-campaign.sbatch")], capture_output=True, text=True
+    )
+    assert bare.returncode == 2 and "Usage:" in bare.stdout
+
+
+@pytest.mark.slurm
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_rearchive_wrapper_follows_its_campaign_as_a_slurm_job(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    db_url: str,
+) -> None:
+    slurm_ready()
+    add_second_archive(sites, data_root)
+    env = dict(os.environ, CCAT_HPC_DB=db_url, CCAT_HPC_BIN=CCAT_BIN, CCAT_CAMPAIGN_INTERVAL="1")
+    job = sbatch(
+        str(REPO / "sbatch/rearchive-campaign.sbatch"),
+        "--to",
+        SECOND,
+        "--location",
+        "cologne-archive",
+        env=env,
+        name="ccat-rearchive-test",
+        cwd=tmp_path,
+    )
+    id_file = tmp_path / f"ccat-rearchive-{job}.id"
+    deadline = time.monotonic() + 120
+    while not (id_file.exists() and id_file.read_text().strip()):
+        assert time.monotonic() < deadline, "the wrapper did not create its campaign"
+        time.sleep(0.5)
+    campaign_id = int(id_file.read_text())
+    run_campaigns(sites, tmp_path)  # the data center runs it (here: in this process)
+    assert job_end(job) == ("COMPLETED", "0:0")
+    log = (tmp_path / f"ccat-rearchive-{job}.log").read_text()
+    assert f"campaign {campaign_id} done: 2/2 items" in log and "2 copied" in log
+    for package in packages(sites):
+        assert copy_state(sites, package.id, SECOND) is C.VERIFIED
+
+
+def test_campaign_wait_exit_statuses(
+    archived: dict[str, bytes], sites: sessionmaker[Session], db_url: str, cli: InProcess
+) -> None:
+    made = cli(db_url, "campaign", "create", "re-verify", "--id-only")
+    campaign_id = made.stdout.strip()
+    assert made.returncode == 0 and campaign_id.isdigit()
+    waited = cli(db_url, "campaign", "wait", campaign_id, "--timeout", "0")
+    assert waited.returncode == 75 and "still active" in waited.stderr
+    assert cli(db_url, "campaign", "cancel", campaign_id).returncode == 0
+    waited = cli(db_url, "campaign", "wait", campaign_id)
+    assert waited.returncode == 1 and "cancelled" in waited.stdout

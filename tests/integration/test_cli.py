@@ -204,6 +204,9 @@ def test_demo_runs_end_to_end_on_the_embedded_default(run: InProcess, tmp_path: 
     assert "stage: 2 request(s) staged: 6 files, 6.0 KB staged" in result.stdout
     assert "release: 2 request(s)" in result.stdout
     assert "cleanup: 18 copies" in result.stdout
+    # the scheduler's scrub read the archive again and found nothing wrong
+    assert "scrub of the cologne archive: 2 of 2 copies verified" in result.stdout
+    assert "0 damaged or missing" in result.stdout
     data = tmp_path / "demo/data"
     left = sorted(p.relative_to(data).parts[0] for p in data.rglob("*") if p.is_file())
     assert left == ["cologne-archive", "cologne-archive"]
