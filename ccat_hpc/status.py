@@ -288,7 +288,7 @@ def scrub_lines(sites: list[dict[str, Any]]) -> list[str]:
         if not budget:
             lines.append(f"  {s['site']}: off (pipeline.scrub_bytes_per_day is 0)")
             continue
-        share = s["verified_bytes_within_pass"] / s["bytes"] if s["bytes"] else 1.0
+        share = s["verified_bytes_within_pass"] / s["bytes"] if s["bytes"] else 0.0
         lines.append(
             f"  {s['site']}: {s['copies']} archive copies, {human_bytes(s['bytes'])}; budget "
             f"{human_bytes(budget)}/day ({human_bytes(s['read_last_day'])} read in the last "
@@ -302,7 +302,7 @@ def scrub_lines(sites: list[dict[str, Any]]) -> list[str]:
         repairs = ", ".join(f"{n} {state}" for state, n in sorted(s["repairs"].items()))
         found = s["found"]
         lines.append(
-            f"    found in 30 days: {len(found)} damaged or missing"
+            f"    found in 30 days: {s['found_count']} damaged or missing"
             + (f"; repairs: {repairs}" if repairs else "")
         )
         lines += [

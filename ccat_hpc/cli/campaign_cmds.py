@@ -41,6 +41,7 @@ def campaign() -> None:
       ccat-hpc campaign create re-verify --location cologne-archive --until 2027-01-01
       ccat-hpc campaign status 1
       ccat-hpc campaign pause 1 --reason "S3 maintenance"; ccat-hpc campaign resume 1
+      ccat-hpc campaign retry 1          # its failed items again, once the cause is mended
     """
 
 
@@ -254,6 +255,18 @@ def pause_command(app: AppContext, campaign_id: int, reason: str | None) -> None
 def resume_command(app: AppContext, campaign_id: int) -> None:
     """Go on with a paused campaign."""
     _control(app, campaign_id, "resume", None)
+
+
+@campaign.command("retry")
+@click.argument("campaign_id", type=click.IntRange(min=1))
+@pass_app
+def retry_command(app: AppContext, campaign_id: int) -> None:
+    """Try its FAILED items again (after the cause is mended); a DONE campaign goes on."""
+    from ccat_hpc.pipeline.campaigns import retry
+
+    with transaction(app.sessions()) as session:
+        again = retry(session, campaign_id)
+    click.echo(f"campaign {campaign_id}: {again} failed item(s) queued again")
 
 
 @campaign.command("cancel")

@@ -69,7 +69,7 @@ def _summary(snapshot: dict[str, Any], runs: list[StepRun]) -> str:
     lines += [
         f"scrub of the {site['site']} archive: {site['verified_within_pass']} of "
         f"{site['copies']} copies verified within one pass, "
-        f"{human_bytes(site['read_last_day'])} read again, {len(site['found'])} damaged or missing"
+        f"{human_bytes(site['read_last_day'])} read again, {site['found_count']} damaged or missing"
         for site in snapshot.get("scrub", [])
     ]
     return "\n".join(lines)

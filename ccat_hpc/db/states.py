@@ -219,7 +219,7 @@ class CampaignState(enum.StrEnum):
 
     ACTIVE ⇄ PAUSED
       │        │
-      ├──▶ DONE (no item left to do)
+      ├──▶ DONE (no item left to do) ──▶ ACTIVE (an operator retries its failed items)
       └────────┴──▶ CANCELLED (its items not started are CANCELLED)
 
     PAUSED: the scheduler takes no more of its items; items already running finish.
@@ -236,7 +236,8 @@ class CampaignItemState(enum.StrEnum):
 
     PENDING ──▶ RUNNING ──▶ DONE | FAILED
        ▲           │
-       └───────────┘ (given back: paused, or its task ended without an outcome)
+       └───────────┘ (given back: paused, an outage (after a backoff), or its task
+                      ended without an outcome)
     PENDING ──▶ CANCELLED; FAILED ──▶ PENDING (an operator's retry)
     DONE: the outcome says what was found and done (verified, repaired, copied, staged).
     """
@@ -388,7 +389,7 @@ TRANSITIONS: dict[type[enum.StrEnum], dict[enum.StrEnum, frozenset[enum.StrEnum]
         {
             "active": ("paused", "done", "cancelled"),
             "paused": ("active", "cancelled"),
-            "done": (),
+            "done": ("active",),
             "cancelled": (),
         },
         _K,

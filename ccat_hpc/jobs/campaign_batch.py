@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import Campaign, CampaignItem
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import CampaignItemState, CampaignState
@@ -22,8 +23,9 @@ from ccat_hpc.db.transitions import move
 from ccat_hpc.jobs.batches import create_batch, submit_batch
 from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission
 from ccat_hpc.jobs.tracking import track_unfinished
-from ccat_hpc.pipeline.campaigns import close_finished, site_settings
+from ccat_hpc.pipeline.campaigns import campaign_site, close_finished, site_settings
 from ccat_hpc.pipeline.checksum import plan_tasks
+from ccat_hpc.pipeline.scrub import SCRUB
 
 I = CampaignItemState  # noqa: E741
 #: a batch takes at most this many tasks' worth of items (the next batch the rest)
@@ -38,21 +40,33 @@ def throttle_for(settings: dict[str, Any], share: float) -> int:
     return max(1, math.floor(slots * share))
 
 
-def claim_items(session: Session, setup: JobSetup) -> tuple[int, list[int], int, int] | None:
-    """(batch, items, tasks, throttle) of a new batch of the oldest active campaign's
-    waiting items (the caller commits), or None when none waits."""
-    close_finished(session)
-    owner = session.scalars(
+def ready_items() -> Any:
+    """Items waiting, and not waiting out a backoff."""
+    return (CampaignItem.state == I.PENDING) & (
+        CampaignItem.retry_after.is_(None) | (CampaignItem.retry_after <= utcnow())
+    )
+
+
+def next_campaign(session: Session, site: str | None) -> Campaign | None:
+    """The ACTIVE campaign whose items go next: repairs the scrub opened first, then the
+    oldest; with ``site``, only campaigns of that site (or of none)."""
+    ready = select(CampaignItem.id).where(CampaignItem.campaign_id == Campaign.id, ready_items())
+    query = (
         select(Campaign)
-        .where(
-            Campaign.state == CampaignState.ACTIVE,
-            select(CampaignItem.id)
-            .where(CampaignItem.campaign_id == Campaign.id, CampaignItem.state == I.PENDING)
-            .exists(),
-        )
-        .order_by(Campaign.id)
-        .limit(1)
-    ).first()
+        .where(Campaign.state == CampaignState.ACTIVE, ready.exists())
+        .order_by((Campaign.created_by != SCRUB), Campaign.id)
+    )
+    for candidate in session.scalars(query):
+        if site is None or campaign_site(session, candidate) in (None, site):
+            return candidate
+    return None
+
+
+def claim_items(session: Session, setup: JobSetup) -> tuple[int, list[int], int, int] | None:
+    """(batch, items, tasks, throttle) of a new batch of the next campaign's waiting
+    items (the caller commits), or None when none waits."""
+    close_finished(session)
+    owner = next_campaign(session, setup.site)
     if owner is None:
         return None
     settings = site_settings(session, owner, setup.site)
@@ -60,7 +74,7 @@ def claim_items(session: Session, setup: JobSetup) -> tuple[int, list[int], int,
     waiting = list(
         session.execute(
             select(CampaignItem.id, CampaignItem.size)
-            .where(CampaignItem.campaign_id == owner.id, CampaignItem.state == I.PENDING)
+            .where(CampaignItem.campaign_id == owner.id, ready_items())
             .order_by(CampaignItem.id)
             .limit(per_task * TASKS_PER_BATCH)
         )

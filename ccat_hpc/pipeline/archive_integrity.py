@@ -34,7 +34,7 @@ from ccat_hpc.db.states import LocationType, PhysicalCopyState
 from ccat_hpc.db.transitions import move
 from ccat_hpc.pipeline import copies
 from ccat_hpc.pipeline.placement import storage_for
-from ccat_hpc.storage.base import ChecksumMismatch, ObjectNotFound, StorageBackend
+from ccat_hpc.storage.base import ChecksumMismatch, ObjectNotFound, StorageBackend, StorageError
 
 C = PhysicalCopyState
 #: copies a full re-read may be run on (never one being written or deleted)
@@ -136,6 +136,8 @@ def read_in_full(storage: StorageBackend, copy: PackageCopy) -> CheckResult:
             digest.update(chunk)
     except ObjectNotFound:
         return CheckResult(C.MISSING, read, f"no object {copy.key} at {copy.location_name}")
+    except OSError as exc:  # the disk under it: an I/O error reading its bytes
+        return CheckResult(C.CORRUPT, read, f"unreadable: {exc}")
     if read != copy.size:
         return CheckResult(C.CORRUPT, read, f"{read} bytes, the package has {copy.size}")
     found = str(digest.hexdigest())
@@ -213,8 +215,13 @@ def restore(
     checked_by: str,
 ) -> Restored:
     """Write the package to the target location from another VERIFIED copy, checked on
-    the way in; the target copy is then VERIFIED. Sources found damaged on the way are
-    recorded so and skipped; without a good source the target stays as it was."""
+    the way in; the target copy is then VERIFIED.
+
+    A source found damaged on the way is recorded so and the next one is tried; a source
+    that cannot be read now (an outage) is passed over. Without a good source the target
+    stays as it was (a row made for the restore is FAILED); an outage of every source,
+    or of the target, raises StorageError after the target row is put right.
+    """
     with transaction(factory) as session:
         sources = [
             c
@@ -226,23 +233,33 @@ def restore(
         )
     read = 0
     problems: list[str] = []
-    for source in sources:
-        try:
-            written = _copy_bytes(
-                storage_of(source.location_id), source, storage_of(target_location_id)
-            )
-        except _SourceBad as bad:
-            read += bad.result.bytes_read
+    outage: Exception | None = None
+    try:
+        for source in sources:
+            try:
+                written = _copy_bytes(source, storage_of, target_location_id)
+            except _SourceBad as bad:
+                read += bad.result.bytes_read
+                with transaction(factory) as session:
+                    record_check(session, source, bad.result, checked_by)
+                problems.append(f"{source.location_name}: {bad.result.reason}")
+                continue
+            except _SourceOut as out:
+                outage = out.error
+                problems.append(f"{source.location_name}: cannot be read now: {out.error}")
+                continue
+            read += written
             with transaction(factory) as session:
-                record_check(session, source, bad.result, checked_by)
-            problems.append(f"{source.location_name}: {bad.result.reason}")
-            continue
-        read += written
+                _restored(session, target_id, source, written, checked_by)
+            return Restored(True, read, f"restored from its copy at {source.location_name}")
+    except BaseException:
         with transaction(factory) as session:
-            _restored(session, target_id, source, written, checked_by)
-        return Restored(True, read, f"restored from its copy at {source.location_name}")
+            _not_restored(session, target_id, "its restore failed on the target")
+        raise
     with transaction(factory) as session:
-        _not_restored(session, target_id)
+        _not_restored(session, target_id, "no verified copy to write it from")
+    if outage is not None:
+        raise outage
     why = "; ".join(problems) or "no other verified copy exists"
     return Restored(False, read, f"cannot be restored: {why}")
 
@@ -253,29 +270,58 @@ class _SourceBad(Exception):
         self.result = result
 
 
-def _copy_bytes(source: StorageBackend, copy: PackageCopy, target: StorageBackend) -> int:
-    """Stream the source into the target; the target's write checks size and checksum."""
-    counted = _Counted(source.read(copy.key))
+class _SourceOut(Exception):
+    """Reading the source failed (not its bytes: the storage)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _copy_bytes(copy: PackageCopy, storage_of: StorageOf, target_location_id: int) -> int:
+    """Stream the source into the target; the target's write checks size and checksum.
+    Whether a mismatch is the source's fault is decided by the source's own hash."""
+    try:
+        source = storage_of(copy.location_id)
+    except StorageError as exc:  # e.g. a tape library this deployment cannot read
+        raise _SourceOut(exc) from None
+    counted = _Counted(source, copy)
+    target = storage_of(target_location_id)
     try:
         target.write(copy.key, counted, checksum=copy.checksum, size=copy.size)
-    except ObjectNotFound:
-        raise _SourceBad(CheckResult(C.MISSING, counted.bytes, f"no object {copy.key}")) from None
     except ChecksumMismatch as exc:
+        if counted.whole_and_right():
+            raise  # the source's bytes were right: the target stored something else
         raise _SourceBad(CheckResult(C.CORRUPT, counted.bytes, str(exc))) from None
     return counted.bytes
 
 
 class _Counted:
-    """The chunks of a read, counted as they pass."""
+    """The source's chunks as they pass: counted, hashed, its errors told apart."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
+    def __init__(self, storage: StorageBackend, copy: PackageCopy) -> None:
+        self._storage = storage
+        self._copy = copy
+        self._hash = xxhash.xxh3_128()
         self.bytes = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.bytes += len(chunk)
-            yield chunk
+        try:
+            for chunk in self._storage.read(self._copy.key):
+                self.bytes += len(chunk)
+                self._hash.update(chunk)
+                yield chunk
+        except ObjectNotFound:
+            missing = CheckResult(C.MISSING, self.bytes, f"no object {self._copy.key}")
+            raise _SourceBad(missing) from None
+        except OSError as exc:
+            unreadable = CheckResult(C.CORRUPT, self.bytes, f"unreadable: {exc}")
+            raise _SourceBad(unreadable) from None
+        except StorageError as exc:
+            raise _SourceOut(exc) from None
+
+    def whole_and_right(self) -> bool:
+        return self.bytes == self._copy.size and self._hash.hexdigest() == self._copy.checksum
 
 
 def _restored(
@@ -294,9 +340,9 @@ def _restored(
     copies.verified(session, target_id)
 
 
-def _not_restored(session: Session, target_id: int) -> None:
+def _not_restored(session: Session, target_id: int, reason: str) -> None:
     """A target row made for the restore (PENDING) is FAILED; a CORRUPT or MISSING one
     stays what it was."""
     copy = session.get_one(PhysicalCopy, target_id)
     if copy.state is C.PENDING:
-        copies.failed(session, target_id, "no verified copy to write it from")
+        copies.failed(session, target_id, reason)

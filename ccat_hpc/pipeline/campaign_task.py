@@ -3,8 +3,10 @@
 Before each item the task looks at its campaign: paused, it gives the item back
 (PENDING, taken by a later batch after the resume); cancelled, the item is CANCELLED.
 Each item ends DONE with its outcome or FAILED with the reason; an outage of a storage
-gives it back for a later batch (FAILED after ``MAX_TRIES``). The items of a task that
-dies are given back by the scheduler (:func:`release_items`).
+gives it back for a later batch after a backoff (the site's retry settings; FAILED after
+``MAX_TRIES``). A stop (time limit, cancel, node shutdown) ends the task at once, and the
+items of a task that ended without their outcome are given back by the scheduler
+(:func:`release_items`): PENDING after the backoff, CANCELLED if the campaign was.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -26,9 +29,10 @@ from ccat_hpc.errors import CcatHpcError
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import archive_integrity as integrity
 from ccat_hpc.pipeline.campaigns import close_finished, site_settings
+from ccat_hpc.pipeline.retry import RetryPolicy
 from ccat_hpc.pipeline.staging_request import Selection, create_request
-from ccat_hpc.pipeline.tasks import TaskContext
-from ccat_hpc.storage.base import StorageError
+from ccat_hpc.pipeline.tasks import TaskContext, TaskInterrupted
+from ccat_hpc.storage.base import ObjectNotFound, StorageError
 
 I = CampaignItemState  # noqa: E741
 #: tries of an item whose storage was out (the item then FAILED with the reason)
@@ -70,8 +74,13 @@ def campaign_task(context: TaskContext) -> dict[str, Any]:
             continue
         try:
             outcome = _run(context, item, storage_of)
-        except StorageError as exc:
+        except TaskInterrupted:
+            raise  # the runner gives the items back (release_items)
+        except (StorageError, OSError) as exc:
             counts[_outage(context, item, exc)] += 1
+            continue
+        except _Later as later:
+            counts[_give_back(context, item, later)] += 1
             continue
         except CcatHpcError as exc:
             outcome = Outcome(False, "error", str(exc))
@@ -143,25 +152,54 @@ def leave(
     return bool(moved)
 
 
-def failed_try(tries: int, reason: str, last: bool) -> dict[str, Any]:
-    """What an item's row says after a try that ended without an outcome."""
+def failed_try(
+    session: Session, campaign_id: int, tries: int, reason: str, last: bool
+) -> dict[str, Any]:
+    """What an item's row says after a try that ended without an outcome: FAILED for
+    good after the last try, else a backoff by the site's retry settings."""
+    if last:
+        return {"attempts": tries, "outcome": "error", "detail": reason, "finished_at": utcnow()}
+    owner = session.get_one(Campaign, campaign_id)
+    policy = RetryPolicy.from_settings(site_settings(session, owner, None))
     return {
         "attempts": tries,
-        "outcome": "error" if last else None,
         "detail": reason,
-        "finished_at": utcnow() if last else None,
+        "retry_after": utcnow() + timedelta(seconds=policy.delay(tries)),
     }
 
 
-def _outage(context: TaskContext, item: Item, exc: StorageError) -> str:
+def _outage(context: TaskContext, item: Item, exc: Exception) -> str:
     tries = item.attempts + 1
-    last = tries >= MAX_TRIES or not exc.transient
+    transient = getattr(exc, "transient", isinstance(exc, OSError))
+    last = tries >= MAX_TRIES or not transient
     reason = f"{type(exc).__name__}: {exc} (try {tries} of {MAX_TRIES})"
     with transaction(context.factory) as session:
-        new = I.FAILED if last else I.PENDING
-        leave(session, item.id, context.batch_id, new, **failed_try(tries, reason, last))
+        values = failed_try(session, item.campaign_id, tries, reason, last)
+        leave(session, item.id, context.batch_id, I.FAILED if last else I.PENDING, **values)
     log_line(f"campaign {item.campaign_id} item {item.id}: {reason}")
     return "failed" if last else "given_back"
+
+
+class _Later(Exception):
+    """The item cannot go on now (its staging is in flight elsewhere, or waits out a
+    backoff): back to PENDING until then, without counting a try."""
+
+    def __init__(self, reason: str, until: datetime) -> None:
+        super().__init__(reason)
+        self.until = until
+
+
+def _give_back(context: TaskContext, item: Item, later: _Later) -> str:
+    with transaction(context.factory) as session:
+        leave(
+            session,
+            item.id,
+            context.batch_id,
+            I.PENDING,
+            detail=str(later),
+            retry_after=later.until,
+        )
+    return "given_back"
 
 
 def _record(context: TaskContext, item: Item, outcome: Outcome) -> None:
@@ -228,8 +266,8 @@ def _reverify(context: TaskContext, item: Item, storage_of: integrity.StorageOf)
 
 
 def _rearchive(context: TaskContext, item: Item, storage_of: integrity.StorageOf) -> Outcome:
-    """Write the package to the target archive from a verified copy, unless a copy of
-    the right size is there already (VERIFIED in ops-db and on the store)."""
+    """Write the package to the target archive from a verified copy, unless a VERIFIED
+    copy is there already with the package's size and recorded checksum."""
     assert item.package_id is not None and item.target_location_id is not None
     with transaction(context.factory) as session:
         there = integrity.package_copies(
@@ -238,8 +276,12 @@ def _rearchive(context: TaskContext, item: Item, storage_of: integrity.StorageOf
             states=(integrity.C.VERIFIED,),
             location_ids=(item.target_location_id,),
         )
-    if there and _present(storage_of(item.target_location_id), there[0]):
-        return Outcome(True, "present", f"already at {there[0].location_name}")
+    if there:
+        problem = _not_there(storage_of(item.target_location_id), there[0])
+        if problem is None:
+            return Outcome(True, "present", f"already at {there[0].location_name}")
+        with transaction(context.factory) as session:
+            integrity.record_check(session, there[0], problem, _checked_by(item))
     restored = integrity.restore(
         context.factory,
         item.package_id,
@@ -252,36 +294,53 @@ def _rearchive(context: TaskContext, item: Item, storage_of: integrity.StorageOf
     )
 
 
-def _present(storage: Any, copy: integrity.PackageCopy) -> bool:
+def _not_there(storage: Any, copy: integrity.PackageCopy) -> integrity.CheckResult | None:
+    """None when the store has the object with the package's size and recorded checksum;
+    else what is wrong (a store that records no checksum is read in full)."""
     try:
         info = storage.stat(copy.key)
-    except StorageError as exc:
-        if exc.transient:
-            raise
-        return False
-    recorded = getattr(info, "checksum", None)
-    return bool(info.size == copy.size and (recorded is None or recorded == copy.checksum))
+    except ObjectNotFound:
+        return integrity.CheckResult(integrity.C.MISSING, 0, f"no object {copy.key}")
+    if info.checksum is None:
+        result = integrity.read_in_full(storage, copy)
+        return None if result.state is integrity.C.VERIFIED else result
+    if info.size != copy.size or info.checksum != copy.checksum:
+        return integrity.CheckResult(
+            integrity.C.CORRUPT,
+            0,
+            f"the store has {info.size} bytes with xxh3-128 {info.checksum}, the package "
+            f"{copy.size} with {copy.checksum}",
+        )
+    return None
 
 
 def _restage(context: TaskContext, item: Item) -> Outcome:
-    """A staging request for the observation, staged by this task."""
+    """A staging request for the observation, staged by this task; a staging in flight
+    elsewhere (the stage step took it after a death), or waiting out its backoff, is
+    waited for: the item comes back once it has ended."""
     from ccat_hpc.pipeline.stage_task import stage_task
 
     with transaction(context.factory) as session:
-        staging_id = _staging_for(session, context, item)
-    stage_task(dataclasses.replace(context, items=[staging_id]))
+        staging_id, ours = _staging_for(session, context, item)
+    if ours:
+        stage_task(dataclasses.replace(context, items=[staging_id]))
     with transaction(context.factory) as session:
         staging = session.get_one(StagingJob, staging_id)
         state, reason, size = staging.state, staging.failure_reason, staging.total_bytes
+        retry_after = staging.retry_after
     if state is StagingJobState.STAGED:
         return Outcome(True, "staged", f"staging {staging_id} is READY", size)
-    return Outcome(
-        False, "not-staged", f"staging {staging_id} is {state.value}: {reason or 'no reason'}"
-    )
+    if state in (StagingJobState.FAILED, StagingJobState.CANCELLED, StagingJobState.RELEASED):
+        return Outcome(
+            False, "not-staged", f"staging {staging_id} is {state.value}: {reason or 'no reason'}"
+        )
+    until = max(retry_after or utcnow(), utcnow() + timedelta(seconds=30))
+    raise _Later(f"staging {staging_id} is {state.value}: {reason or 'in flight'}", until)
 
 
-def _staging_for(session: Session, context: TaskContext, item: Item) -> int:
-    """The item's staging request (made on its first try), claimed by this batch."""
+def _staging_for(session: Session, context: TaskContext, item: Item) -> tuple[int, bool]:
+    """The item's staging request (made on its first try), and whether this batch now
+    holds it (it does unless the staging is in flight elsewhere or has ended)."""
     row = session.get_one(CampaignItem, item.id)
     if row.staging_job_id is None:
         assert item.target_location_id is not None
@@ -297,35 +356,45 @@ def _staging_for(session: Session, context: TaskContext, item: Item) -> int:
         row.staging_job_id = new.id
         session.flush()
     staging_id = int(row.staging_job_id)
-    move(
+    taken = move(
         session,
         StagingJob,
         [staging_id],
         (StagingJobState.PENDING, StagingJobState.RETRY_WAIT),
         StagingJobState.SUBMITTED,
+        only=[
+            (StagingJob.retry_after.is_(None)) | (StagingJob.retry_after <= utcnow()),
+        ],
         claimed_by_batch_id=context.batch_id,
     )
-    return staging_id
+    return staging_id, bool(taken)
 
 
 def release_items(session: Session, items: Sequence[Any], batch_id: int) -> int:
-    """Give back the items of a task that ended without their outcome: PENDING again
-    (the try counts; FAILED after MAX_TRIES), and the staging a re-stage item held."""
+    """Give back the items of a task that ended without their outcome: PENDING after a
+    backoff (the try counts; FAILED after MAX_TRIES), CANCELLED when their campaign was
+    cancelled; and the staging a re-stage item held."""
     from ccat_hpc.jobs.stage_batch import release_stagings
 
     given = 0
-    for row in session.scalars(
-        select(CampaignItem).where(
+    rows = session.execute(
+        select(CampaignItem, Campaign.state)
+        .join(Campaign, Campaign.id == CampaignItem.campaign_id)
+        .where(
             CampaignItem.id.in_([int(i) for i in items]),
             CampaignItem.claimed_by_batch_id == batch_id,
             CampaignItem.state == I.RUNNING,
         )
-    ):
-        tries = row.attempts + 1
-        last = tries >= MAX_TRIES
+    ).all()
+    for row, campaign_state in rows:
         if row.staging_job_id is not None:
             release_stagings(session, [row.staging_job_id], batch_id)
+        if campaign_state is CampaignState.CANCELLED:
+            given += leave(session, row.id, batch_id, I.CANCELLED, finished_at=utcnow())
+            continue
+        tries = row.attempts + 1
+        last = tries >= MAX_TRIES
         reason = f"its task ended without an outcome (try {tries} of {MAX_TRIES})"
-        new = I.FAILED if last else I.PENDING
-        given += leave(session, row.id, batch_id, new, **failed_try(tries, reason, last))
+        values = failed_try(session, row.campaign_id, tries, reason, last)
+        given += leave(session, row.id, batch_id, I.FAILED if last else I.PENDING, **values)
     return given

@@ -148,6 +148,7 @@ def create_campaign(session: Session, request: CampaignRequest, max_share: float
             f"a campaign may take at most {max_share:.0%} of the task slots (the site's "
             f"campaign_share); asked for {share:.0%}"
         )
+    _check_options(request)
     target = _target(session, request)
     selection = request.selection.as_json()
     locations = _selected_locations(session, request.selection, request.kind)
@@ -162,6 +163,7 @@ def create_campaign(session: Session, request: CampaignRequest, max_share: float
         rows = _packages(session, request.selection, request.kind, locations)
     if not rows:
         raise NotFoundError(f"the selection {request.selection.as_json()} matches nothing")
+    _check_packages_known(session, request.selection.packages)
     campaign = Campaign(
         kind=request.kind,
         name=request.name[:200] or f"{request.kind} by {request.created_by}",
@@ -174,6 +176,7 @@ def create_campaign(session: Session, request: CampaignRequest, max_share: float
     )
     session.add(campaign)
     session.flush()
+    _check_share(session, campaign)
     column = "executed_obs_unit_id" if request.kind == "re-stage" else "raw_data_package_id"
     session.execute(
         insert(CampaignItem),
@@ -190,6 +193,36 @@ def create_campaign(session: Session, request: CampaignRequest, max_share: float
         ],
     )
     return campaign
+
+
+def _check_options(request: CampaignRequest) -> None:
+    if request.kind != "re-stage" and (request.user is not None or request.keep_days is not None):
+        raise UsageError("--user and --days are for a re-stage campaign")
+    state = request.selection.state
+    checkable = {c.value for c in CHECKABLE}
+    if request.kind == "re-verify" and state and state.lower() not in checkable:
+        known = ", ".join(sorted(checkable))
+        raise UsageError(f"a re-verify campaign reads copies that are {known}: not {state!r}")
+
+
+def _check_packages_known(session: Session, names: tuple[str, ...]) -> None:
+    if not names:
+        return
+    known = set(session.scalars(select(RawDataPackage.name).where(RawDataPackage.name.in_(names))))
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise NotFoundError(f"no package named {', '.join(unknown)}")
+
+
+def _check_share(session: Session, campaign_row: Campaign) -> None:
+    """A share that is less than one task of the site's slots would be rounded up to a
+    whole task: more than asked for. Refused."""
+    slots = int(site_settings(session, campaign_row, None).get("task_slots", 8))
+    if slots * campaign_row.slot_share < 1:
+        raise UsageError(
+            f"a share of {campaign_row.slot_share:.0%} of {slots} task slots is less than "
+            f"one task: give at least {1 / slots:.0%} (--share)"
+        )
 
 
 def _target(session: Session, request: CampaignRequest) -> DataLocation | None:
@@ -313,19 +346,27 @@ def cancel(session: Session, campaign_id: int, note: str | None = None) -> int:
     """Cancel the campaign and its items not started; the number of items cancelled.
     Items running now are cancelled by their task before it starts the next one."""
     _change(session, campaign_id, (K.ACTIVE, K.PAUSED), K.CANCELLED, "cancel", note)
-    pending = list(
+    return _move_items(session, campaign_id, I.PENDING, I.CANCELLED, finished_at=utcnow())
+
+
+def _move_items(
+    session: Session,
+    campaign_id: int,
+    old: CampaignItemState,
+    new: CampaignItemState,
+    **values: Any,
+) -> int:
+    """Every item of the campaign in ``old`` to ``new``; how many moved."""
+    ids = list(
         session.scalars(
             select(CampaignItem.id).where(
-                CampaignItem.campaign_id == campaign_id, CampaignItem.state == I.PENDING
+                CampaignItem.campaign_id == campaign_id, CampaignItem.state == old
             )
         )
     )
-    cancelled = 0
-    for chunk in in_chunks(pending):
-        cancelled += len(
-            move(session, CampaignItem, chunk, I.PENDING, I.CANCELLED, finished_at=utcnow())
-        )
-    return cancelled
+    return sum(
+        len(move(session, CampaignItem, chunk, old, new, **values)) for chunk in in_chunks(ids)
+    )
 
 
 def _change(
@@ -342,6 +383,27 @@ def _change(
         values["finished_at"] = utcnow()
     if not move(session, Campaign, [campaign_id], old, new, **values):
         raise UsageError(f"campaign {campaign_id} is {found.state.value}: cannot {verb} it")
+
+
+def retry(session: Session, campaign_id: int) -> int:
+    """Its FAILED items are tried again (tries counted from zero); a DONE campaign is
+    ACTIVE again. The number of items."""
+    found = campaign(session, campaign_id)
+    if found.state is K.CANCELLED:
+        raise UsageError(f"campaign {campaign_id} is cancelled: create a new one")
+    again = _move_items(
+        session,
+        campaign_id,
+        I.FAILED,
+        I.PENDING,
+        attempts=0,
+        retry_after=None,
+        outcome=None,
+        finished_at=None,
+    )
+    if again and found.state is K.DONE:
+        move(session, Campaign, [campaign_id], K.DONE, K.ACTIVE, finished_at=None)
+    return again
 
 
 def close_finished(session: Session) -> list[int]:
@@ -418,19 +480,28 @@ def campaigns(session: Session, *, open_only: bool = False) -> list[Progress]:
     return [progress(session, i, failures=0) for i in session.scalars(query)]
 
 
-def site_settings(session: Session, campaign_row: Campaign, site: str | None) -> dict[str, Any]:
-    """The pipeline settings that govern the campaign: its target's site, else that of
-    the first location it selected, else ``site``, else those of the first site."""
-    query = select(Site.settings)
+def campaign_site(session: Session, campaign_row: Campaign) -> str | None:
+    """The site whose settings govern the campaign: that of its target, else that of the
+    first location it selected; None for neither."""
     located = campaign_row.target_location_id or next(
         iter(campaign_row.selection.get("location_ids") or ()), None
     )
-    if located is not None:
-        query = query.join(DataLocation, DataLocation.site_id == Site.id).where(
-            DataLocation.id == located
-        )
-    elif site is not None:
-        query = query.where(Site.name == site)
+    if located is None:
+        return None
+    return session.scalar(
+        select(Site.name)
+        .join(DataLocation, DataLocation.site_id == Site.id)
+        .where(DataLocation.id == located)
+    )
+
+
+def site_settings(session: Session, campaign_row: Campaign, site: str | None) -> dict[str, Any]:
+    """The pipeline settings that govern the campaign: its site's (see
+    :func:`campaign_site`), else ``site``'s, else those of the first site."""
+    name = campaign_site(session, campaign_row) or site
+    query = select(Site.settings)
+    if name is not None:
+        query = query.where(Site.name == name)
     settings = session.scalars(query.order_by(Site.id)).first() or {}
     return dict(settings.get("pipeline", {}))
 

@@ -31,10 +31,17 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.session import transaction
-from ccat_hpc.db.states import CampaignItemState, LocationType, PhysicalCopyState
+from ccat_hpc.db.states import (
+    CampaignItemState,
+    CampaignState,
+    LocationType,
+    PhysicalCopyState,
+    StorageType,
+)
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import archive_integrity as integrity
 from ccat_hpc.pipeline.tasks import TaskContext
+from ccat_hpc.storage.base import StorageError
 
 C = PhysicalCopyState
 SCRUB = "scrub"
@@ -56,18 +63,23 @@ def slice_bytes(bytes_per_day: int, interval_minutes: float) -> int:
     return int(bytes_per_day * min(interval_minutes, 1440.0) / 1440.0)
 
 
-def take_slice(candidates: Sequence[Candidate], allowance: int, day_left: int) -> list[int]:
+def take_slice(
+    candidates: Sequence[Candidate], allowance: int, day_left: int, day_budget: int | None = None
+) -> list[int]:
     """The copies of one run, oldest verification first, within ``allowance`` bytes.
 
     A copy larger than one slice is taken alone once the day's budget left allows it,
-    so it is not skipped for ever; the order is never jumped (the oldest goes first).
+    and a copy larger than the whole day's budget (``day_budget``) once none of the
+    day's budget is spent, so no copy is skipped for ever; the order is never jumped
+    (the oldest goes first).
     """
     allowance = min(allowance, day_left)
     taken: list[int] = []
     total = 0
     for candidate in candidates:
         if total + candidate.size > allowance:
-            if not taken and candidate.size <= day_left:
+            whole_day = day_budget is not None and day_left >= day_budget > 0
+            if not taken and (candidate.size <= day_left or whole_day):
                 taken.append(candidate.copy_id)
             break
         taken.append(candidate.copy_id)
@@ -102,12 +114,16 @@ def budgets(session: Session, site: str | None = None) -> list[SiteBudget]:
 
 
 def _archive_copies(site_id: int) -> Any:
+    """The site's package copies at its active archive locations that can be read here
+    (folders and S3; not tape)."""
     return (
         select(RawDataPackagePhysicalCopy)
         .join(DataLocation, DataLocation.id == RawDataPackagePhysicalCopy.data_location_id)
         .where(
             DataLocation.site_id == site_id,
             DataLocation.location_type == LocationType.LONG_TERM_ARCHIVE,
+            DataLocation.active.is_(True),
+            DataLocation.storage_type != StorageType.TAPE,
         )
     )
 
@@ -155,7 +171,7 @@ def plan_run(session: Session, budget: SiteBudget, now: datetime) -> list[int]:
         )
     ]
     allowance = slice_bytes(budget.bytes_per_day, budget.interval_minutes)
-    return take_slice(candidates, allowance, day_left)
+    return take_slice(candidates, allowance, day_left, budget.bytes_per_day)
 
 
 def _copy(session: Session, copy_id: int) -> integrity.PackageCopy | None:
@@ -172,34 +188,47 @@ def _copy(session: Session, copy_id: int) -> integrity.PackageCopy | None:
 
 
 def open_repair(session: Session, copy: integrity.PackageCopy) -> int | None:
-    """A one-package re-archive campaign onto the damaged copy's location, when another
-    VERIFIED copy exists and no repair of it is open; its id."""
+    """Queue the package's repair when another VERIFIED copy exists and none is queued:
+    an item of the location's open repair campaign (a re-archive onto the location, by
+    the scrub; made when there is none). The campaign's id, or None."""
     others = integrity.package_copies(session, copy.package_id, states=(C.VERIFIED,))
     if not [c for c in others if c.location_id != copy.location_id]:
         return None
+    open_states = (CampaignState.ACTIVE, CampaignState.PAUSED)
     already = session.scalar(
         select(CampaignItem.id)
         .join(Campaign, Campaign.id == CampaignItem.campaign_id)
         .where(
             CampaignItem.raw_data_package_id == copy.package_id,
             Campaign.target_location_id == copy.location_id,
+            Campaign.state.in_(open_states),
             CampaignItem.state.in_((CampaignItemState.PENDING, CampaignItemState.RUNNING)),
         )
         .limit(1)
     )
     if already is not None:
         return None
-    repair = Campaign(
-        kind="re-archive",
-        name=f"repair of {copy.package_name} at {copy.location_name}",
-        selection={"packages": [copy.package_name], "repair_of_copy": copy.copy_id},
-        target_location_id=copy.location_id,
-        created_by=SCRUB,
-        item_count=1,
-        total_bytes=copy.size,
-    )
-    session.add(repair)
-    session.flush()
+    repair = session.scalars(
+        select(Campaign).where(
+            Campaign.created_by == SCRUB,
+            Campaign.target_location_id == copy.location_id,
+            Campaign.state.in_(open_states),
+        )
+    ).first()
+    if repair is None:
+        repair = Campaign(
+            kind="re-archive",
+            name=f"repairs at {copy.location_name}",
+            selection={"opened_by": SCRUB},
+            target_location_id=copy.location_id,
+            created_by=SCRUB,
+            item_count=0,
+            total_bytes=0,
+        )
+        session.add(repair)
+        session.flush()
+    repair.item_count += 1
+    repair.total_bytes += copy.size
     session.add(
         CampaignItem(
             campaign_id=repair.id,
@@ -212,31 +241,50 @@ def open_repair(session: Session, copy: integrity.PackageCopy) -> int | None:
 
 
 def scrub_site(context: TaskContext, budget: SiteBudget, counts: dict[str, int]) -> None:
+    """Read the site's slice. A storage that fails (an outage, refused access) ends the
+    reads at that location for this run, recording nothing about the copy: the next
+    run starts there again. A copy whose bytes cannot be read (an I/O error of the
+    disk under it) is CORRUPT."""
     factory = context.factory
     storage_of = integrity.storages(factory, context.environ)
     with transaction(factory) as session:
         planned = plan_run(session, budget, utcnow())
+    failing: set[int] = set()
     for copy_id in planned:
         context.stop.check()
         with transaction(factory) as session:
             copy = _copy(session, copy_id)
-        if copy is None:
+        if copy is None or copy.location_id in failing:
             continue
-        result = integrity.read_in_full(storage_of(copy.location_id), copy)
-        counts["checked"] += 1
-        counts["bytes_read"] += result.bytes_read
-        with transaction(factory) as session:
-            integrity.record_check(session, copy, result, SCRUB)
-            if result.state is C.VERIFIED:
-                continue
-            counts[result.state.value] += 1
-            repair = open_repair(session, copy)
-        what = f"{copy.package_name} at {copy.location_name} is {result.state.value}"
-        if repair is None:
-            log_line(f"scrub: {what} ({result.reason}); no other verified copy to repair it from")
-        else:
-            counts["repairs_opened"] += 1
-            log_line(f"scrub: {what} ({result.reason}); repair campaign {repair} opened")
+        try:
+            result = integrity.read_in_full(storage_of(copy.location_id), copy)
+        except StorageError as exc:
+            failing.add(copy.location_id)
+            counts["errors"] += 1
+            log_line(
+                f"scrub: {copy.location_name} cannot be read now, left for the next run: {exc}"
+            )
+            continue
+        _found(factory, copy, result, counts)
+
+
+def _found(
+    factory: Any, copy: integrity.PackageCopy, result: integrity.CheckResult, counts: dict[str, int]
+) -> None:
+    counts["checked"] += 1
+    counts["bytes_read"] += result.bytes_read
+    with transaction(factory) as session:
+        integrity.record_check(session, copy, result, SCRUB)
+        if result.state is C.VERIFIED:
+            return
+        counts[result.state.value] += 1
+        repair = open_repair(session, copy)
+    what = f"{copy.package_name} at {copy.location_name} is {result.state.value}"
+    if repair is None:
+        log_line(f"scrub: {what} ({result.reason}); no other verified copy to repair it from")
+    else:
+        counts["repairs_opened"] += 1
+        log_line(f"scrub: {what} ({result.reason}); repair campaign {repair}")
 
 
 def scrub_task(context: TaskContext) -> dict[str, Any]:
@@ -246,6 +294,7 @@ def scrub_task(context: TaskContext) -> dict[str, Any]:
         "corrupt": 0,
         "missing": 0,
         "repairs_opened": 0,
+        "errors": 0,
     }
     site = context.parameters.get("site")
     with transaction(context.factory) as session:
@@ -274,7 +323,9 @@ def scrub_progress(session: Session, now: datetime) -> list[dict[str, Any]]:
             )
         )
         count, total_bytes, oldest = session.execute(scrubbed).one()
-        if not count:
+        total_bytes = int(total_bytes)  # a Decimal from PostgreSQL's sum
+        found = _findings(session, budget.site_id, now - timedelta(days=30))
+        if not count and not found["count"]:
             continue
         pass_days = total_bytes / budget.bytes_per_day if budget.bytes_per_day else None
         window = now - timedelta(days=max(pass_days or 0.0, 1.0))
@@ -290,15 +341,17 @@ def scrub_progress(session: Session, now: datetime) -> list[dict[str, Any]]:
                 "verified_within_pass": int(recent[0]),
                 "verified_bytes_within_pass": int(recent[1]),
                 "oldest_verification": None if oldest is None else oldest.isoformat(),
-                "found": _findings(session, budget.site_id, now - timedelta(days=30)),
+                "found": found["latest"],
+                "found_count": found["count"],
                 "repairs": _repairs(session, budget.site_id),
             }
         )
     return shown
 
 
-def _findings(session: Session, site_id: int, since: datetime) -> list[dict[str, Any]]:
-    rows = session.execute(
+def _findings(session: Session, site_id: int, since: datetime) -> dict[str, Any]:
+    """How many copies the scrub found damaged or missing since then, and the latest 20."""
+    query = (
         select(PhysicalCopyCheck, RawDataPackage.name, DataLocation.name)
         .join(
             RawDataPackagePhysicalCopy,
@@ -312,10 +365,10 @@ def _findings(session: Session, site_id: int, since: datetime) -> list[dict[str,
             PhysicalCopyCheck.checked_at > since,
             PhysicalCopyCheck.outcome != C.VERIFIED,
         )
-        .order_by(PhysicalCopyCheck.checked_at.desc())
-        .limit(20)
     )
-    return [
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(PhysicalCopyCheck.checked_at.desc()).limit(20))
+    latest = [
         {
             "package": package,
             "location": location,
@@ -325,6 +378,7 @@ def _findings(session: Session, site_id: int, since: datetime) -> list[dict[str,
         }
         for check, package, location in rows
     ]
+    return {"count": int(count), "latest": latest}
 
 
 def _repairs(session: Session, site_id: int) -> dict[str, int]:

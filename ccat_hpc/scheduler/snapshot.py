@@ -36,6 +36,7 @@ from ccat_hpc.db.states import (
     RawDataFileState,
     TransferState,
 )
+from ccat_hpc.jobs.campaign_batch import ready_items
 from ccat_hpc.jobs.stage_batch import ready_condition
 from ccat_hpc.pipeline.endpoints import LOCATION, ROUTE, EndpointKey, archive_endpoints
 from ccat_hpc.pipeline.placement import buffer_fills
@@ -145,7 +146,7 @@ def campaign_items_waiting(session: Session) -> int:
         session,
         select(func.count(CampaignItem.id))
         .join(Campaign, Campaign.id == CampaignItem.campaign_id)
-        .where(Campaign.state == CampaignState.ACTIVE, items == CampaignItemState.PENDING),
+        .where(Campaign.state == CampaignState.ACTIVE, ready_items()),
     )
     open_items = (
         select(CampaignItem.id)

@@ -461,6 +461,15 @@ def test_the_scrub_finds_an_object_deleted_behind_its_back_within_its_budget(
     # the day's budget is spent (2 packages' worth of 24 was not; a tiny budget is)
     set_cologne(sites, scrub_bytes_per_day=1)
     assert run_scrub(sites, tmp_path)["checked"] == 0
+    # at that budget a full pass takes years: status says so (in text and JSON)
+    status = cli(db_url, "status")
+    assert status.returncode == 0, status.stderr
+    assert "a full pass takes" in status.stdout
+    as_json = cli(db_url, "status", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    [scrub] = json.loads(as_json.stdout)["scrub"]
+    assert scrub["site"] == "cologne" and scrub["full_pass_days"] > 365
+    assert scrub["found_count"] == 1 and scrub["repairs"] == {"done": 1}
 
 
 def task_spans(
@@ -661,3 +670,192 @@ def test_campaign_wait_exit_statuses(
     assert cli(db_url, "campaign", "cancel", campaign_id).returncode == 0
     waited = cli(db_url, "campaign", "wait", campaign_id)
     assert waited.returncode == 1 and "cancelled" in waited.stdout
+
+
+# -- failures on the way: outages, unreadable bytes, dead tasks ---------------------------
+
+
+def fail_reads(monkeypatch: pytest.MonkeyPatch, key: str, error: Exception) -> None:
+    """Reading ``key`` from a folder raises ``error`` (an outage, or the disk's EIO)."""
+    from ccat_hpc.storage.posix import PosixStorage
+
+    real = PosixStorage.read
+
+    def read(self: PosixStorage, name: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if name == key:
+            raise error
+        return real(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PosixStorage, "read", read)
+
+
+def test_an_outage_gives_the_item_back_after_a_backoff_and_retry_finishes_the_work(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    tmp_path: Path,
+    db_url: str,
+    cli: InProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ccat_hpc.storage.base import StorageError
+
+    first, _ = packages(sites)
+    set_cologne(sites, retry_base_seconds=600, retry_max_seconds=600)
+    made = cli(db_url, "campaign", "create", "re-verify", "--package", first.name, "--id-only")
+    campaign_id = int(made.stdout)
+    with monkeypatch.context() as patch:
+        fail_reads(patch, first.relative_path, StorageError("S3 503", transient=True))
+        run_campaigns(sites, tmp_path)
+    [item] = items(sites, campaign_id)
+    assert item.state is I.PENDING and item.attempts == 1 and "S3 503" in (item.detail or "")
+    assert item.retry_after is not None
+    assert copy_state(sites, first.id, "cologne-archive") is C.VERIFIED  # nothing recorded
+    assert claim(sites, tmp_path) is None  # it waits out its backoff
+    with sites() as session:
+        assert take_snapshot(session).waiting["campaign"] == 0
+    with transaction(sites) as session:
+        session.execute(update(CampaignItem).values(retry_after=None))
+    # a permanent refusal ends it FAILED; `campaign retry` takes it again once mended
+    with monkeypatch.context() as patch:
+        fail_reads(patch, first.relative_path, StorageError("access denied"))
+        run_campaigns(sites, tmp_path)
+    [item] = items(sites, campaign_id)
+    assert (item.state, item.outcome) == (I.FAILED, "error")
+    assert campaign_state(sites, campaign_id) is CampaignState.DONE
+    again = cli(db_url, "campaign", "retry", str(campaign_id))
+    assert again.returncode == 0 and "1 failed item(s) queued again" in again.stdout
+    assert campaign_state(sites, campaign_id) is CampaignState.ACTIVE
+    run_campaigns(sites, tmp_path)
+    assert [(i.state, i.outcome) for i in items(sites, campaign_id)] == [(I.DONE, "verified")]
+
+
+def test_a_dead_task_gives_its_items_back_and_a_cancelled_campaign_keeps_them_cancelled(
+    archived: dict[str, bytes], sites: sessionmaker[Session], tmp_path: Path
+) -> None:
+    from ccat_hpc.pipeline.campaign_task import release_items
+    from ccat_hpc.pipeline.campaigns import cancel
+
+    set_cologne(sites, campaign_items_per_task=1)
+    with transaction(sites) as session:
+        kept = create_campaign(session, CampaignRequest("re-verify", CampaignSelection()), 0.25)
+        kept_id = kept.id
+    claimed = claim(sites, tmp_path)
+    assert claimed is not None
+    batch_id, held, _ = claimed
+    with transaction(sites) as session:  # the task died: the tracker gives back
+        assert release_items(session, held, batch_id) == 2
+    assert {(i.state, i.attempts) for i in items(sites, kept_id)} == {(I.PENDING, 1)}
+    assert all(i.retry_after is not None for i in items(sites, kept_id))
+
+    with transaction(sites) as session:
+        session.execute(update(CampaignItem).values(retry_after=None))
+    claimed = claim(sites, tmp_path)
+    assert claimed is not None
+    with transaction(sites) as session:
+        cancel(session, kept_id)
+        release_items(session, claimed[1], claimed[0])
+    assert {i.state for i in items(sites, kept_id)} == {I.CANCELLED}
+
+
+def test_the_scrub_skips_a_failing_store_and_records_unreadable_bytes(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from ccat_hpc.storage.base import StorageError
+
+    first, second = packages(sites)
+    with monkeypatch.context() as patch:
+        fail_reads(patch, first.relative_path, StorageError("connection reset", transient=True))
+        outage = run_scrub(sites, tmp_path)
+    assert outage["errors"] == 1 and outage["checked"] == 0  # the store is left for next run
+    assert copy_state(sites, first.id, "cologne-archive") is C.VERIFIED
+    with monkeypatch.context() as patch:
+        fail_reads(patch, first.relative_path, OSError(errno.EIO, "Input/output error"))
+        found = run_scrub(sites, tmp_path)
+    assert found["corrupt"] == 1 and found["checked"] == 2
+    assert copy_state(sites, first.id, "cologne-archive") is C.CORRUPT
+    assert copy_state(sites, second.id, "cologne-archive") is C.VERIFIED
+
+
+def test_a_restore_passes_over_a_source_it_cannot_read_now(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The new archive store is out; the Cologne buffer's copy serves instead."""
+    from ccat_hpc.storage.base import StorageError
+
+    add_second_archive(sites, data_root)
+    with transaction(sites) as session:
+        request = CampaignRequest("re-archive", CampaignSelection(), to=SECOND)
+        create_campaign(session, request, 0.25)
+    run_campaigns(sites, tmp_path)
+    first, _ = packages(sites)
+    primary = archive_storage(sites)
+    primary.delete(first.relative_path)
+    second_store = data_root / SECOND
+    from ccat_hpc.storage.posix import PosixStorage
+
+    real = PosixStorage.read
+
+    def read(self: PosixStorage, name: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if Path(self.root) == second_store:
+            raise StorageError("the new store is being moved", transient=True)
+        return real(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PosixStorage, "read", read)
+    request = CampaignRequest(
+        "re-verify", CampaignSelection(location="cologne-archive", packages=(first.name,))
+    )
+    with transaction(sites) as session:
+        repair = create_campaign(session, request, 0.25).id
+    run_campaigns(sites, tmp_path)
+    [item] = items(sites, repair)
+    assert (item.state, item.outcome) == (I.DONE, "repaired"), item.detail
+    assert "restored from its copy at cologne-buffer-01" in (item.detail or "")
+    assert copy_state(sites, first.id, SECOND) is C.VERIFIED  # not blamed for the outage
+
+
+def test_a_share_below_one_task_is_refused_and_repairs_go_before_other_campaigns(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    tmp_path: Path,
+    db_url: str,
+    cli: InProcess,
+) -> None:
+    from ccat_hpc.jobs.campaign_batch import next_campaign
+    from ccat_hpc.pipeline.scrub import open_repair
+    from ccat_hpc.sites.schema import PipelineSettings
+
+    refused = cli(db_url, "campaign", "create", "re-verify", "--share", "0.1")
+    assert refused.returncode == 2 and "less than one task" in refused.stderr
+    with pytest.raises(ValueError, match="less than one task"):
+        PipelineSettings(task_slots=2, campaign_share=0.25)
+
+    with transaction(sites) as session:
+        create_campaign(session, CampaignRequest("re-verify", CampaignSelection()), 0.25)
+    first, _ = packages(sites)
+    archive_storage(sites).delete(first.relative_path)
+    with transaction(sites) as session:
+        [copy] = integrity_copies(session, first.id)
+        repair_id = open_repair(session, copy)
+        assert repair_id is not None and open_repair(session, copy) is None  # queued once
+    with sites() as session:
+        assert next_campaign(session, None).id == repair_id  # type: ignore[union-attr]
+        assert next_campaign(session, "cologne").id == repair_id  # type: ignore[union-attr]
+        assert next_campaign(session, "chile") is None  # the work of Cologne's scheduler
+    run_campaigns(sites, tmp_path)
+    assert [i.outcome for i in items(sites, repair_id)] == ["copied"]
+
+
+def integrity_copies(session: Session, package_id: int):  # type: ignore[no-untyped-def]
+    from ccat_hpc.pipeline.archive_integrity import package_copies
+
+    with_location = select(DataLocation.id).where(DataLocation.name == "cologne-archive")
+    return package_copies(session, package_id, location_ids=tuple(session.scalars(with_location)))

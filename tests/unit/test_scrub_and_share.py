@@ -20,7 +20,7 @@ def candidates(values: list[int]) -> list[Candidate]:
 def test_a_slice_is_the_oldest_copies_within_the_allowance(
     values: list[int], allowance: int, day_left: int
 ) -> None:
-    taken = take_slice(candidates(values), allowance, day_left)
+    taken = take_slice(candidates(values), allowance, day_left, day_budget=10**9)
     # the oldest first, none skipped
     assert taken == list(range(len(taken)))
     total = sum(values[i] for i in taken)
@@ -38,6 +38,10 @@ def test_a_copy_larger_than_a_slice_waits_for_the_day_budget_not_for_ever() -> N
     assert take_slice(big, allowance=100, day_left=400) == []  # the day cannot afford it
     assert take_slice(big, allowance=100, day_left=600) == [0]  # alone, then the next run
     assert take_slice(big, allowance=1000, day_left=0) == []  # the day's budget is spent
+    # larger than a whole day's budget: read alone once a whole day's budget is unspent
+    huge = candidates([5000, 10])
+    assert take_slice(huge, allowance=100, day_left=2400, day_budget=2400) == [0]
+    assert take_slice(huge, allowance=100, day_left=2000, day_budget=2400) == []
 
 
 def test_one_slice_is_the_budget_of_one_interval() -> None:

@@ -66,6 +66,8 @@ class CampaignItem(IdMixin, Base):
     detail: Mapped[str | None] = mapped_column(Text)
     claimed_by_batch_id: Mapped[int | None] = mapped_column(ForeignKey("job_batch.id"), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
+    #: a try that met an outage waits until then
+    retry_after: Mapped[datetime | None]
     #: the staging request a re-stage item made
     staging_job_id: Mapped[int | None] = mapped_column(ForeignKey("staging_job.id"))
     bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)

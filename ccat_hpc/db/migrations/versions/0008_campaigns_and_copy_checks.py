@@ -100,6 +100,7 @@ def upgrade() -> None:
         sa.Column('detail', sa.Text(), nullable=True),
         sa.Column('claimed_by_batch_id', BIGINT, nullable=True),
         sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('retry_after', sa.DateTime(timezone=True), nullable=True),
         sa.Column('staging_job_id', BIGINT, nullable=True),
         sa.Column('bytes_read', sa.BigInteger(), nullable=False),
         sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
