@@ -14,6 +14,7 @@ serves too.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -124,8 +125,24 @@ def read_in_full(storage: StorageBackend, copy: PackageCopy) -> CheckResult:
     """Every byte of the copy hashed against the package's size and checksum.
 
     A missing object is MISSING, other bytes (or a length other than the package's) are
-    CORRUPT; an outage of the storage raises StorageError (the check did not happen).
+    CORRUPT, and so are bytes the disk under a folder cannot give (EIO twice in a row:
+    a media error, not a hiccup of a network mount). An outage of the storage (any
+    other error of it) raises StorageError: the check did not happen.
     """
+    try:
+        return _hash_all(storage, copy)
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise StorageError(f"{copy.location_name}: {exc}", transient=True) from None
+    try:
+        return _hash_all(storage, copy)  # once more: a soft mount may have hiccuped
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise StorageError(f"{copy.location_name}: {exc}", transient=True) from None
+        return CheckResult(C.CORRUPT, 0, f"unreadable (twice): {exc}")
+
+
+def _hash_all(storage: StorageBackend, copy: PackageCopy) -> CheckResult:
     digest = xxhash.xxh3_128()
     read = 0
     try:
@@ -136,8 +153,6 @@ def read_in_full(storage: StorageBackend, copy: PackageCopy) -> CheckResult:
             digest.update(chunk)
     except ObjectNotFound:
         return CheckResult(C.MISSING, read, f"no object {copy.key} at {copy.location_name}")
-    except OSError as exc:  # the disk under it: an I/O error reading its bytes
-        return CheckResult(C.CORRUPT, read, f"unreadable: {exc}")
     if read != copy.size:
         return CheckResult(C.CORRUPT, read, f"{read} bytes, the package has {copy.size}")
     found = str(digest.hexdigest())
@@ -280,7 +295,11 @@ class _SourceOut(Exception):
 
 def _copy_bytes(copy: PackageCopy, storage_of: StorageOf, target_location_id: int) -> int:
     """Stream the source into the target; the target's write checks size and checksum.
-    Whether a mismatch is the source's fault is decided by the source's own hash."""
+
+    The source is blamed (recorded bad) only for what it gave: more bytes than the
+    package has, or all of them and wrong. A write that stopped early (a part the
+    target refused) is the target's failure, raised as it is.
+    """
     try:
         source = storage_of(copy.location_id)
     except StorageError as exc:  # e.g. a tape library this deployment cannot read
@@ -290,20 +309,23 @@ def _copy_bytes(copy: PackageCopy, storage_of: StorageOf, target_location_id: in
     try:
         target.write(copy.key, counted, checksum=copy.checksum, size=copy.size)
     except ChecksumMismatch as exc:
-        if counted.whole_and_right():
-            raise  # the source's bytes were right: the target stored something else
-        raise _SourceBad(CheckResult(C.CORRUPT, counted.bytes, str(exc))) from None
+        if counted.bytes > copy.size or (counted.finished and not counted.right()):
+            raise _SourceBad(CheckResult(C.CORRUPT, counted.bytes, str(exc))) from None
+        raise
     return counted.bytes
 
 
 class _Counted:
-    """The source's chunks as they pass: counted, hashed, its errors told apart."""
+    """The source's chunks as they pass: counted, hashed, its errors told apart (a
+    missing object is the source's; any other error of its storage is an outage, never
+    a verdict on its bytes)."""
 
     def __init__(self, storage: StorageBackend, copy: PackageCopy) -> None:
         self._storage = storage
         self._copy = copy
         self._hash = xxhash.xxh3_128()
         self.bytes = 0
+        self.finished = False
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -314,13 +336,11 @@ class _Counted:
         except ObjectNotFound:
             missing = CheckResult(C.MISSING, self.bytes, f"no object {self._copy.key}")
             raise _SourceBad(missing) from None
-        except OSError as exc:
-            unreadable = CheckResult(C.CORRUPT, self.bytes, f"unreadable: {exc}")
-            raise _SourceBad(unreadable) from None
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             raise _SourceOut(exc) from None
+        self.finished = True
 
-    def whole_and_right(self) -> bool:
+    def right(self) -> bool:
         return self.bytes == self._copy.size and self._hash.hexdigest() == self._copy.checksum
 
 

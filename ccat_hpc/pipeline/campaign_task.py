@@ -64,33 +64,59 @@ def campaign_task(context: TaskContext) -> dict[str, Any]:
     counts: dict[str, int] = {"done": 0, "failed": 0, "given_back": 0, "cancelled": 0}
     storage_of = integrity.storages(context.factory, context.environ)
     rest = _rest_seconds(context)
-    for item_id in (int(i) for i in context.items):
-        context.stop.check()
-        item = _load(context, item_id)
-        if item is None:
-            continue
-        if item.campaign_state is not CampaignState.ACTIVE:
-            counts[_set_aside(context, item)] += 1
-            continue
+    ids = [int(i) for i in context.items]
+    for number, item_id in enumerate(ids):
         try:
-            outcome = _run(context, item, storage_of)
+            context.stop.check()
         except TaskInterrupted:
-            raise  # the runner gives the items back (release_items)
-        except (StorageError, OSError) as exc:
-            counts[_outage(context, item, exc)] += 1
-            continue
-        except _Later as later:
-            counts[_give_back(context, item, later)] += 1
-            continue
-        except CcatHpcError as exc:
-            outcome = Outcome(False, "error", str(exc))
-        _record(context, item, outcome)
-        counts["done" if outcome.ok else "failed"] += 1
-        if rest:
-            context.stop.wait(rest)
+            _unstarted_back(context, ids[number:])
+            raise
+        try:
+            _one(context, item_id, storage_of, counts)
+            if rest:
+                context.stop.wait(rest)
+        except TaskInterrupted:
+            # the item at hand is given back by the runner (release_items: its try
+            # counts); the ones not started go back as they were
+            _unstarted_back(context, ids[number + 1 :])
+            raise
     with transaction(context.factory) as session:
         close_finished(session)
     return counts
+
+
+def _one(
+    context: TaskContext, item_id: int, storage_of: integrity.StorageOf, counts: dict[str, int]
+) -> None:
+    item = _load(context, item_id)
+    if item is None:
+        return
+    if item.campaign_state is not CampaignState.ACTIVE:
+        counts[_set_aside(context, item)] += 1
+        return
+    try:
+        outcome = _run(context, item, storage_of)
+    except TaskInterrupted:
+        raise
+    except (StorageError, OSError) as exc:
+        counts[_outage(context, item, exc)] += 1
+        return
+    except _Later as later:
+        counts[_give_back(context, item, later)] += 1
+        return
+    except CcatHpcError as exc:
+        outcome = Outcome(False, "error", str(exc))
+    _record(context, item, outcome)
+    counts["done" if outcome.ok else "failed"] += 1
+
+
+def _unstarted_back(context: TaskContext, item_ids: list[int]) -> None:
+    """Items this task held but never started: PENDING again, no try counted."""
+    if not item_ids:
+        return
+    with transaction(context.factory) as session:
+        for item_id in item_ids:
+            leave(session, item_id, context.batch_id, I.PENDING)
 
 
 def _rest_seconds(context: TaskContext) -> float:
@@ -277,11 +303,20 @@ def _rearchive(context: TaskContext, item: Item, storage_of: integrity.StorageOf
             location_ids=(item.target_location_id,),
         )
     if there:
-        problem = _not_there(storage_of(item.target_location_id), there[0])
-        if problem is None:
-            return Outcome(True, "present", f"already at {there[0].location_name}")
-        with transaction(context.factory) as session:
-            integrity.record_check(session, there[0], problem, _checked_by(item))
+        target = storage_of(item.target_location_id)
+        if _records_checksums(target, there[0]):
+            problem = _not_there(target, there[0])
+            if problem is None:
+                return Outcome(True, "present", f"already at {there[0].location_name}")
+            with transaction(context.factory) as session:
+                integrity.record_check(session, there[0], problem, _checked_by(item))
+        else:  # nothing recorded to compare with: every byte is read
+            result = integrity.check_and_record(
+                context.factory, target, there[0], _checked_by(item)
+            )
+            if result.state is integrity.C.VERIFIED:
+                where = there[0].location_name
+                return Outcome(True, "present", f"already at {where}", result.bytes_read)
     restored = integrity.restore(
         context.factory,
         item.package_id,
@@ -294,16 +329,21 @@ def _rearchive(context: TaskContext, item: Item, storage_of: integrity.StorageOf
     )
 
 
+def _records_checksums(storage: Any, copy: integrity.PackageCopy) -> bool:
+    """Whether the store recorded a checksum for the object (or has no object there)."""
+    try:
+        return storage.stat(copy.key).checksum is not None
+    except ObjectNotFound:
+        return True
+
+
 def _not_there(storage: Any, copy: integrity.PackageCopy) -> integrity.CheckResult | None:
     """None when the store has the object with the package's size and recorded checksum;
-    else what is wrong (a store that records no checksum is read in full)."""
+    else what is wrong."""
     try:
         info = storage.stat(copy.key)
     except ObjectNotFound:
         return integrity.CheckResult(integrity.C.MISSING, 0, f"no object {copy.key}")
-    if info.checksum is None:
-        result = integrity.read_in_full(storage, copy)
-        return None if result.state is integrity.C.VERIFIED else result
     if info.size != copy.size or info.checksum != copy.checksum:
         return integrity.CheckResult(
             integrity.C.CORRUPT,
@@ -342,6 +382,12 @@ def _staging_for(session: Session, context: TaskContext, item: Item) -> tuple[in
     """The item's staging request (made on its first try), and whether this batch now
     holds it (it does unless the staging is in flight elsewhere or has ended)."""
     row = session.get_one(CampaignItem, item.id)
+    ended = (StagingJobState.FAILED, StagingJobState.CANCELLED, StagingJobState.RELEASED)
+    if (
+        row.staging_job_id is not None
+        and session.get_one(StagingJob, row.staging_job_id).state in ended
+    ):
+        row.staging_job_id = None  # tried again (campaign retry): a new request
     if row.staging_job_id is None:
         assert item.target_location_id is not None
         place = session.get_one(DataLocation, item.target_location_id)

@@ -19,13 +19,14 @@ they have not started); cancelling also cancels the items not done.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, insert, select
+from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.orm import Session
 
 from ccat_hpc.db.base import utcnow
@@ -221,7 +222,8 @@ def _check_share(session: Session, campaign_row: Campaign) -> None:
     if slots * campaign_row.slot_share < 1:
         raise UsageError(
             f"a share of {campaign_row.slot_share:.0%} of {slots} task slots is less than "
-            f"one task: give at least {1 / slots:.0%} (--share)"
+            f"one task: give at least {math.ceil(100 / slots)}% (--share; the site's "
+            "pipeline.campaign_share is the most, raise it or task_slots on a small site)"
         )
 
 
@@ -401,22 +403,33 @@ def retry(session: Session, campaign_id: int) -> int:
         outcome=None,
         finished_at=None,
     )
-    if again and found.state is K.DONE:
+    still_open = session.scalar(
+        select(func.count(CampaignItem.id)).where(
+            CampaignItem.campaign_id == campaign_id, CampaignItem.state.in_(OPEN_ITEMS)
+        )
+    )
+    if still_open and found.state is K.DONE:
         move(session, Campaign, [campaign_id], K.DONE, K.ACTIVE, finished_at=None)
     return again
 
 
 def close_finished(session: Session) -> list[int]:
-    """Active campaigns with no item left to do are DONE; their ids."""
-    open_items = exists().where(
-        CampaignItem.campaign_id == Campaign.id, CampaignItem.state.in_(OPEN_ITEMS)
+    """Active campaigns with no item left to do are DONE; their ids. The UPDATE checks
+    again that no item is open, so an item added meanwhile (a retry, a repair) keeps
+    its campaign ACTIVE."""
+    open_items = (
+        select(CampaignItem.id)
+        .where(CampaignItem.campaign_id == Campaign.id, CampaignItem.state.in_(OPEN_ITEMS))
+        .exists()
     )
     finished = list(
         session.scalars(select(Campaign.id).where(Campaign.state == K.ACTIVE, ~open_items))
     )
-    if finished:
-        move(session, Campaign, finished, K.ACTIVE, K.DONE, finished_at=utcnow())
-    return finished
+    if not finished:
+        return []
+    return move(
+        session, Campaign, finished, K.ACTIVE, K.DONE, only=[~open_items], finished_at=utcnow()
+    )
 
 
 def progress(session: Session, campaign_id: int, failures: int = 10) -> Progress:

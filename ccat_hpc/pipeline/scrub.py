@@ -50,6 +50,9 @@ DAY = timedelta(days=1)
 CANDIDATES = 10_000
 #: a copy the scrub takes: verified or written, not known bad (repairs deal with those)
 SCRUBBED_STATES = (C.VERIFIED, C.PRESENT)
+#: "verified within one pass" looks back at most this far (a pass that takes longer
+#: is a budget far too small for the archive; status says how long it takes)
+MAX_PASS_DAYS = 3650.0
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,7 @@ def open_repair(session: Session, copy: integrity.PackageCopy) -> int | None:
             name=f"repairs at {copy.location_name}",
             selection={"opened_by": SCRUB},
             target_location_id=copy.location_id,
+            slot_share=_site_share(session, copy.location_id),
             created_by=SCRUB,
             item_count=0,
             total_bytes=0,
@@ -240,11 +244,20 @@ def open_repair(session: Session, copy: integrity.PackageCopy) -> int | None:
     return int(repair.id)
 
 
+def _site_share(session: Session, location_id: int) -> float:
+    settings = session.scalar(
+        select(Site.settings)
+        .join(DataLocation, DataLocation.site_id == Site.id)
+        .where(DataLocation.id == location_id)
+    )
+    return float((settings or {}).get("pipeline", {}).get("campaign_share", 0.25))
+
+
 def scrub_site(context: TaskContext, budget: SiteBudget, counts: dict[str, int]) -> None:
-    """Read the site's slice. A storage that fails (an outage, refused access) ends the
-    reads at that location for this run, recording nothing about the copy: the next
-    run starts there again. A copy whose bytes cannot be read (an I/O error of the
-    disk under it) is CORRUPT."""
+    """Read the site's slice. A storage that is out ends the reads at that location for
+    this run; an object the storage refuses (access, not a regular file) is passed over
+    with the reason logged and counted; neither is recorded against the copy, which
+    stays first in line. A copy whose bytes the disk cannot give is CORRUPT."""
     factory = context.factory
     storage_of = integrity.storages(factory, context.environ)
     with transaction(factory) as session:
@@ -259,11 +272,12 @@ def scrub_site(context: TaskContext, budget: SiteBudget, counts: dict[str, int])
         try:
             result = integrity.read_in_full(storage_of(copy.location_id), copy)
         except StorageError as exc:
-            failing.add(copy.location_id)
             counts["errors"] += 1
-            log_line(
-                f"scrub: {copy.location_name} cannot be read now, left for the next run: {exc}"
-            )
+            if exc.transient:
+                failing.add(copy.location_id)
+                log_line(f"scrub: {copy.location_name} is out, left for the next run: {exc}")
+            else:  # this object only (refused, not a regular file): the others go on
+                log_line(f"scrub: {copy.package_name} at {copy.location_name} not read: {exc}")
             continue
         _found(factory, copy, result, counts)
 
@@ -313,14 +327,10 @@ def scrub_progress(session: Session, now: datetime) -> list[dict[str, Any]]:
         copy = RawDataPackagePhysicalCopy
         size = func.coalesce(func.sum(RawDataPackage.size), 0)
         scrubbed = (
-            select(func.count(copy.id), size, func.min(copy.verified_at))
-            .join(DataLocation, DataLocation.id == copy.data_location_id)
+            _archive_copies(budget.site_id)
+            .with_only_columns(func.count(copy.id), size, func.min(copy.verified_at))
             .join(RawDataPackage, RawDataPackage.id == copy.raw_data_package_id)
-            .where(
-                DataLocation.site_id == budget.site_id,
-                DataLocation.location_type == LocationType.LONG_TERM_ARCHIVE,
-                copy.state.in_(SCRUBBED_STATES),
-            )
+            .where(copy.state.in_(SCRUBBED_STATES))
         )
         count, total_bytes, oldest = session.execute(scrubbed).one()
         total_bytes = int(total_bytes)  # a Decimal from PostgreSQL's sum
@@ -328,7 +338,7 @@ def scrub_progress(session: Session, now: datetime) -> list[dict[str, Any]]:
         if not count and not found["count"]:
             continue
         pass_days = total_bytes / budget.bytes_per_day if budget.bytes_per_day else None
-        window = now - timedelta(days=max(pass_days or 0.0, 1.0))
+        window = now - timedelta(days=min(max(pass_days or 0.0, 1.0), MAX_PASS_DAYS))
         recent = session.execute(scrubbed.where(copy.verified_at >= window)).one()
         shown.append(
             {

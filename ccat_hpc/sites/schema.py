@@ -233,15 +233,6 @@ class PipelineSettings(Strict):
     scrub_bytes_per_day: int = Field(default=10**12, ge=0)
     scrub_interval_minutes: float = Field(default=60.0, gt=0)
 
-    @model_validator(mode="after")
-    def _campaign_share_is_a_task(self) -> PipelineSettings:
-        if self.task_slots * self.campaign_share < 1:
-            raise ValueError(
-                f"campaign_share {self.campaign_share} of task_slots {self.task_slots} is "
-                "less than one task: a campaign would take more than its share"
-            )
-        return self
-
 
 class ArchiveConfig(Strict):
     name: Name

@@ -831,12 +831,10 @@ def test_a_share_below_one_task_is_refused_and_repairs_go_before_other_campaigns
 ) -> None:
     from ccat_hpc.jobs.campaign_batch import next_campaign
     from ccat_hpc.pipeline.scrub import open_repair
-    from ccat_hpc.sites.schema import PipelineSettings
 
     refused = cli(db_url, "campaign", "create", "re-verify", "--share", "0.1")
     assert refused.returncode == 2 and "less than one task" in refused.stderr
-    with pytest.raises(ValueError, match="less than one task"):
-        PipelineSettings(task_slots=2, campaign_share=0.25)
+    assert "at least 13%" in refused.stderr  # 1/8 of the slots, rounded up
 
     with transaction(sites) as session:
         create_campaign(session, CampaignRequest("re-verify", CampaignSelection()), 0.25)
@@ -859,3 +857,83 @@ def integrity_copies(session: Session, package_id: int):  # type: ignore[no-unty
 
     with_location = select(DataLocation.id).where(DataLocation.name == "cologne-archive")
     return package_copies(session, package_id, location_ids=tuple(session.scalars(with_location)))
+
+
+def test_a_stop_during_an_item_gives_it_back_and_the_unstarted_ones_lose_no_try(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ccat_hpc.pipeline import archive_integrity
+    from ccat_hpc.pipeline.tasks import TaskInterrupted
+
+    with transaction(sites) as session:
+        campaign_id = create_campaign(
+            session, CampaignRequest("re-verify", CampaignSelection()), 0.25
+        ).id
+    claimed = claim(sites, tmp_path)
+    assert claimed is not None and claimed[2] == 1  # both items in one task
+
+    def stopped(*_args: object) -> object:
+        raise TaskInterrupted(15)  # SIGTERM (a time limit) while the first item is read
+
+    monkeypatch.setattr(archive_integrity, "read_in_full", stopped)
+    handler = job_kinds()["campaign"].handler
+    status = run_task(sites, "campaign", claimed[0], 0, {"campaign": handler}, dict(os.environ))
+    assert status != 0
+    first, second = items(sites, campaign_id)
+    assert (first.state, first.attempts) == (I.PENDING, 1)  # its try counts
+    assert (second.state, second.attempts, second.retry_after) == (I.PENDING, 0, None)
+    assert first.claimed_by_batch_id is None and second.claimed_by_batch_id is None
+
+
+def test_a_target_that_fails_part_way_does_not_condemn_the_source(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ccat_hpc.storage.base import ChecksumMismatch
+    from ccat_hpc.storage.posix import PosixStorage
+
+    add_second_archive(sites, data_root)
+    real = PosixStorage.write
+
+    def refuses_a_part(self: PosixStorage, key: str, chunks, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(self.root) == data_root / SECOND:
+            next(iter(chunks))  # takes a piece, then the store refuses what it got
+            raise ChecksumMismatch("part 1: the store computed another digest")
+        return real(self, key, chunks, **kwargs)
+
+    monkeypatch.setattr(PosixStorage, "write", refuses_a_part)
+    with transaction(sites) as session:
+        request = CampaignRequest("re-archive", CampaignSelection(), to=SECOND)
+        campaign_id = create_campaign(session, request, 0.25).id
+    run_campaigns(sites, tmp_path)
+    for item in items(sites, campaign_id):
+        assert item.state is I.FAILED and "another digest" in (item.detail or "")
+    for package in packages(sites):
+        assert copy_state(sites, package.id, "cologne-archive") is C.VERIFIED  # not blamed
+        assert copy_state(sites, package.id, SECOND) is C.FAILED  # no PENDING row left
+
+
+def test_an_object_the_store_refuses_is_passed_over_and_the_scrub_goes_on(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ccat_hpc.storage.base import StorageError
+
+    first, second = packages(sites)
+    with monkeypatch.context() as patch:
+        fail_reads(patch, first.relative_path, StorageError("not a regular file"))
+        run = run_scrub(sites, tmp_path)
+    assert run["errors"] == 1 and run["checked"] == 1  # the other copy was read
+    assert copy_state(sites, first.id, "cologne-archive") is C.VERIFIED  # nothing recorded
+    with sites() as session:
+        checks = session.scalars(select(PhysicalCopyCheck.physical_copy_id)).all()
+        [read] = integrity_copies(session, second.id)
+    assert checks == [read.copy_id]

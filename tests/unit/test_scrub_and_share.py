@@ -16,16 +16,18 @@ def candidates(values: list[int]) -> list[Candidate]:
     return [Candidate(i, size) for i, size in enumerate(values)]
 
 
-@given(sizes, st.integers(0, 5 * 10**6), st.integers(0, 5 * 10**6))
+@given(sizes, st.integers(0, 5 * 10**6), st.integers(0, 5 * 10**6), st.integers(1, 5 * 10**6))
 def test_a_slice_is_the_oldest_copies_within_the_allowance(
-    values: list[int], allowance: int, day_left: int
+    values: list[int], allowance: int, day_left: int, day_budget: int
 ) -> None:
-    taken = take_slice(candidates(values), allowance, day_left, day_budget=10**9)
+    taken = take_slice(candidates(values), allowance, day_left, day_budget)
     # the oldest first, none skipped
     assert taken == list(range(len(taken)))
     total = sum(values[i] for i in taken)
     if len(taken) == 1 and values[0] > min(allowance, day_left):
-        assert values[0] <= day_left  # a copy larger than a slice, once the day allows
+        # a copy larger than a slice, once the day allows; larger than the day's whole
+        # budget, once none of it is spent
+        assert values[0] <= day_left or day_left >= day_budget
     else:
         assert total <= min(allowance, day_left)
     # as much as fits: the next copy would not
