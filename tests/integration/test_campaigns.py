@@ -64,11 +64,19 @@ from tests.integration.test_executors import slurm_ready
 from tests.integration.test_package_step import observe
 from tests.integration.test_sbatch_wrappers import CCAT_BIN, job_end, sbatch
 from tests.integration.test_scheduler_faults import task_setup
-from tests.integration.test_transfer_archive import BOTH_ARCHIVES
 
 C = PhysicalCopyState
 I = CampaignItemState  # noqa: E741
 SECOND = "cologne-archive-2"
+#: a folder archive on SQLite and S3 on PostgreSQL (each storage and each database once)
+ARCHIVE_AND_DB = pytest.mark.parametrize(
+    ("backend", "archive_kind"),
+    [
+        ("sqlite", "disk"),
+        pytest.param("postgres", "s3", marks=[pytest.mark.postgres, pytest.mark.s3]),
+    ],
+    indirect=True,
+)
 
 
 def set_cologne(factory: sessionmaker[Session], **settings: float) -> None:
@@ -199,7 +207,7 @@ def cli(capsys: pytest.CaptureFixture[str]) -> InProcess:
     return InProcess(capsys)
 
 
-@BOTH_ARCHIVES
+@ARCHIVE_AND_DB
 def test_re_archive_to_a_new_store_then_re_verify_repairs_silent_corruption_from_it(
     archived: dict[str, bytes],
     sites: sessionmaker[Session],
@@ -406,7 +414,7 @@ def run_scrub(factory: sessionmaker[Session], tmp_path: Path) -> dict[str, int]:
         return dict(task.result or {})
 
 
-@BOTH_ARCHIVES
+@ARCHIVE_AND_DB
 def test_the_scrub_finds_an_object_deleted_behind_its_back_within_its_budget(
     archived: dict[str, bytes],
     sites: sessionmaker[Session],
