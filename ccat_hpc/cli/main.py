@@ -87,10 +87,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ccat_hpc.cli.step_cmds:step",
         "Run a pipeline step (checksum, package, …) as a job array.",
     ),
+    "token": (
+        "ccat_hpc.cli.user_cmds:token",
+        "Create, list and revoke API tokens (shown once, stored as a hash).",
+    ),
     "trace": (
         "ccat_hpc.cli.trace_cmds:trace",
         "Every copy, package and transfer of one file or package.",
     ),
+    "user": ("ccat_hpc.cli.user_cmds:user", "Add and list users of the REST API and their roles."),
     "watch": ("ccat_hpc.cli.file_cmds:watch_command", "File every manifest dropped into a folder."),
 }
 GLOBAL_OPTION_NAMES = ("global_db", "global_verbose")

@@ -4,4 +4,4 @@ Bump it with every new migration: ``tests/integration/test_migrations.py`` fails
 it differs from the newest revision in ``ccat_hpc/db/migrations/versions``.
 """
 
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"

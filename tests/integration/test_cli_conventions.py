@@ -258,7 +258,7 @@ def test_downgrade_minus_one_with_yes(run: InProcess, db_url: str) -> None:
 
 
 @SQLITE
-@pytest.mark.parametrize("revision", ["nosuch", "-9", "--yse"])
+@pytest.mark.parametrize("revision", ["nosuch", "-99", "--yse"])
 def test_bad_downgrade_targets_are_usage_errors(run: InProcess, db_url: str, revision: str) -> None:
     result = run(db_url, "db", "downgrade", revision, "--yes")
     assert result.returncode == 2

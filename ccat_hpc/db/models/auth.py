@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ccat_hpc.db.base import Base, BigIntPK, CreatedMixin, IdMixin
+from ccat_hpc.db.base import Base, BigIntPK, CreatedMixin, IdMixin, JSONType
 
 user_role = Table(
     "user_role",
@@ -29,6 +30,8 @@ class User(IdMixin, CreatedMixin, Base):
     email: Mapped[str] = mapped_column(String(255), default="")
     full_name: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(default=True)
+    #: an ``instrument`` user files observations of this instrument only
+    instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instrument.id"))
     roles: Mapped[list[Role]] = relationship(secondary=user_role)
     api_tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -44,4 +47,7 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(default=False)
+    revoked_at: Mapped[datetime | None]
+    #: what the token may do (a subset of its user's roles' scopes)
+    scopes: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     user: Mapped[User] = relationship(back_populates="api_tokens")

@@ -1,0 +1,220 @@
+"""Users and their API tokens in ops-db.
+
+A token is ``ccat_<prefix>_<secret>``: 32 random bytes, shown once when it is made.
+ops-db keeps only its SHA-256 (a token is long and random, so a fast hash is as good
+as a slow one here, and it lets a request find its token by an index) and the prefix,
+which names the token in listings and logs. A token is refused once it has expired or
+been revoked, or its user has been deactivated; its scopes are at most its user's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ccat_hpc.access.policy import ROLES, Caller, check_scopes
+from ccat_hpc.db.base import utcnow
+from ccat_hpc.db.models import ApiToken, Instrument, Role, User
+from ccat_hpc.errors import CcatHpcError, NotFoundError, UsageError
+from ccat_hpc.inventory import lookup
+from ccat_hpc.pipeline.staging_request import check_username
+
+TOKEN_FORMAT = re.compile(r"ccat_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
+#: a token lives this long unless asked otherwise
+DEFAULT_DAYS = 90
+
+
+class TokenRefused(CcatHpcError):
+    """A token that is unknown, malformed, expired, revoked, or of an inactive user. The
+    message never holds the token."""
+
+    exit_code = 4
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """(token, prefix) of a fresh random token."""
+    prefix = secrets.token_hex(4)
+    return f"ccat_{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+@dataclass(frozen=True)
+class NewToken:
+    id: int
+    token: str
+    prefix: str
+    scopes: list[str]
+    expires_at: datetime | None
+
+
+def add_user(
+    session: Session,
+    username: str,
+    roles: list[str],
+    *,
+    instrument: str | None = None,
+    email: str = "",
+    full_name: str = "",
+) -> User:
+    """A new user with ``roles`` (an instrument user names their instrument)."""
+    check_username(username)
+    unknown = sorted(set(roles) - set(ROLES))
+    if not roles or unknown:
+        raise UsageError(f"give one or more roles of: {', '.join(ROLES)}")
+    if ("instrument" in roles) != (instrument is not None):
+        raise UsageError("an instrument user names its instrument (--instrument), no other does")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UsageError(f"there is a user {username} already")
+    user = User(username=username, email=email, full_name=full_name)
+    if instrument is not None:
+        user.instrument_id = lookup.instrument_id(session, instrument)
+    user.roles = [_role(session, name) for name in roles]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _role(session: Session, name: str) -> Role:
+    role = session.scalars(select(Role).where(Role.name == name)).first()
+    if role is None:
+        role = Role(name=name)
+        session.add(role)
+        session.flush()
+    return role
+
+
+def user_named(session: Session, username: str) -> User:
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFoundError(f"no user {username}")
+    return user
+
+
+def create_token(
+    session: Session,
+    username: str,
+    *,
+    name: str = "",
+    scopes: list[str] | None = None,
+    days: float | None = DEFAULT_DAYS,
+) -> NewToken:
+    """A new token for the user (the caller commits); the token itself is in the result
+    only, never in ops-db."""
+    user = user_named(session, username)
+    if not user.active:
+        raise UsageError(f"user {username} is deactivated")
+    try:
+        granted = check_scopes(scopes or [], [r.name for r in user.roles])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    token, prefix = new_token()
+    expires = None if days is None else utcnow() + timedelta(days=days)
+    row = ApiToken(
+        user_id=user.id,
+        name=name[:100],
+        prefix=prefix,
+        token_hash=token_hash(token),
+        expires_at=expires,
+        scopes=sorted(granted),
+    )
+    session.add(row)
+    session.flush()
+    return NewToken(row.id, token, prefix, sorted(granted), expires)
+
+
+def revoke(session: Session, prefix: str) -> ApiToken:
+    row = session.scalars(select(ApiToken).where(ApiToken.prefix == prefix)).first()
+    if row is None:
+        raise NotFoundError(f"no token {prefix}")
+    if not row.revoked:
+        row.revoked = True
+        row.revoked_at = utcnow()
+    return row
+
+
+def caller_of(session: Session, token: str, now: datetime | None = None) -> Caller:
+    """Who holds ``token``; TokenRefused with the reason (never the token) otherwise.
+    The token's last use is recorded."""
+    if not TOKEN_FORMAT.fullmatch(token):
+        raise TokenRefused("not a ccat-hpc API token")
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
+    prefix = token.split("_")[1]
+    if row is None:
+        raise TokenRefused(f"token {prefix}… is not known")
+    now = now or utcnow()
+    if row.revoked:
+        raise TokenRefused(f"token {prefix}… was revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise TokenRefused(f"token {prefix}… expired at {row.expires_at.isoformat()}")
+    user = row.user
+    if not user.active:
+        raise TokenRefused(f"the user of token {prefix}… is deactivated")
+    row.last_used_at = now
+    instrument = None
+    if user.instrument_id is not None:
+        instrument = session.get_one(Instrument, user.instrument_id).name
+    return Caller(
+        username=user.username,
+        roles=frozenset(r.name for r in user.roles),
+        token_scopes=frozenset(row.scopes),
+        instrument=instrument,
+    )
+
+
+def token_rows(session: Session, username: str | None = None) -> list[dict[str, Any]]:
+    """The tokens (never their hash), newest first."""
+    query = select(ApiToken, User.username).join(User, User.id == ApiToken.user_id)
+    if username is not None:
+        query = query.where(User.username == username)
+
+    def when(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat(timespec="seconds")
+
+    return [
+        {
+            "prefix": row.prefix,
+            "user": owner,
+            "name": row.name,
+            "scopes": list(row.scopes),
+            "created_at": when(row.created_at),
+            "expires_at": when(row.expires_at),
+            "last_used_at": when(row.last_used_at),
+            "revoked_at": when(row.revoked_at),
+            "state": "revoked" if row.revoked else _state(row),
+        }
+        for row, owner in session.execute(query.order_by(ApiToken.id.desc()))
+    ]
+
+
+def _state(row: ApiToken) -> str:
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return "expired"
+    return "valid"
+
+
+def user_rows(session: Session) -> list[dict[str, Any]]:
+    rows = []
+    for user in session.scalars(select(User).order_by(User.username)):
+        instrument = None
+        if user.instrument_id is not None:
+            instrument = session.get_one(Instrument, user.instrument_id).name
+        rows.append(
+            {
+                "username": user.username,
+                "roles": sorted(r.name for r in user.roles),
+                "instrument": instrument,
+                "active": user.active,
+                "tokens": len(user.api_tokens),
+            }
+        )
+    return rows
