@@ -87,7 +87,7 @@ def require(caller: Caller, scope: str, *, instrument: str | None = None) -> Non
         scope == "observations:file"
         and "operator" not in caller.roles
         and "admin" not in caller.roles
-        and instrument != caller.instrument
+        and (caller.instrument is None or instrument is None or instrument != caller.instrument)
     ):
         raise AccessDenied(
             f"{caller.username} files observations of {caller.instrument or 'no instrument'}"

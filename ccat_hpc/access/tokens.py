@@ -10,6 +10,7 @@ been revoked, or its user has been deactivated; its scopes are at most its user'
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ccat_hpc.access.policy import ROLES, Caller, check_scopes
+from ccat_hpc.access.policy import ROLES, Caller, check_scopes, scopes_of
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.models import ApiToken, Instrument, Role, User
 from ccat_hpc.errors import CcatHpcError, NotFoundError, UsageError
@@ -27,8 +28,11 @@ from ccat_hpc.inventory import lookup
 from ccat_hpc.pipeline.staging_request import check_username
 
 TOKEN_FORMAT = re.compile(r"ccat_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
-#: a token lives this long unless asked otherwise
+#: a token lives this long unless asked otherwise, and within these bounds
 DEFAULT_DAYS = 90
+MIN_DAYS = 0.01
+MAX_DAYS = 3650
+PREFIX_FORMAT = re.compile(r"[0-9a-f]{8}")
 
 
 class TokenRefused(CcatHpcError):
@@ -68,6 +72,9 @@ def add_user(
 ) -> User:
     """A new user with ``roles`` (an instrument user names their instrument)."""
     check_username(username)
+    roles = sorted(set(roles))
+    if len(email) > 255 or len(full_name) > 200:
+        raise UsageError("an email has at most 255 characters, a full name at most 200")
     unknown = sorted(set(roles) - set(ROLES))
     if not roles or unknown:
         raise UsageError(f"give one or more roles of: {', '.join(ROLES)}")
@@ -117,7 +124,11 @@ def create_token(
         granted = check_scopes(scopes or [], [r.name for r in user.roles])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if days is not None and not (math.isfinite(days) and MIN_DAYS <= days <= MAX_DAYS):
+        raise UsageError(f"a token lives {MIN_DAYS} to {MAX_DAYS} days (or never: no expiry)")
     token, prefix = new_token()
+    while session.scalar(select(ApiToken.id).where(ApiToken.prefix == prefix)) is not None:
+        token, prefix = new_token()  # prefixes name tokens: never two alike
     expires = None if days is None else utcnow() + timedelta(days=days)
     row = ApiToken(
         user_id=user.id,
@@ -132,10 +143,21 @@ def create_token(
     return NewToken(row.id, token, prefix, sorted(granted), expires)
 
 
-def revoke(session: Session, prefix: str) -> ApiToken:
-    row = session.scalars(select(ApiToken).where(ApiToken.prefix == prefix)).first()
-    if row is None:
-        raise NotFoundError(f"no token {prefix}")
+def revoke(session: Session, which: str) -> ApiToken:
+    """Revoke the token named by its prefix (as listings show it) or given whole; the
+    error never repeats a whole token."""
+    if TOKEN_FORMAT.fullmatch(which):
+        row = session.scalars(
+            select(ApiToken).where(ApiToken.token_hash == token_hash(which))
+        ).first()
+        if row is None:
+            raise NotFoundError(f"token {which.split('_')[1]}… is not known")
+    elif PREFIX_FORMAT.fullmatch(which):
+        row = session.scalars(select(ApiToken).where(ApiToken.prefix == which)).first()
+        if row is None:
+            raise NotFoundError(f"no token {which}")
+    else:
+        raise UsageError("name a token by its prefix (8 hex digits, as `token list` shows it)")
     if not row.revoked:
         row.revoked = True
         row.revoked_at = utcnow()
@@ -185,7 +207,7 @@ def token_rows(session: Session, username: str | None = None) -> list[dict[str, 
             "prefix": row.prefix,
             "user": owner,
             "name": row.name,
-            "scopes": list(row.scopes),
+            "scopes": sorted(set(row.scopes) & scopes_of(r.name for r in row.user.roles)),
             "created_at": when(row.created_at),
             "expires_at": when(row.expires_at),
             "last_used_at": when(row.last_used_at),
@@ -214,7 +236,7 @@ def user_rows(session: Session) -> list[dict[str, Any]]:
                 "roles": sorted(r.name for r in user.roles),
                 "instrument": instrument,
                 "active": user.active,
-                "tokens": len(user.api_tokens),
+                "tokens": sum(1 for t in user.api_tokens if not t.revoked and _state(t) == "valid"),
             }
         )
     return rows

@@ -76,8 +76,8 @@ def token() -> None:
     """API tokens: made for a user, shown once, stored only as a hash.
 
     A token carries some or all of its user's scopes (--scope, repeatable; default
-    all), expires after --days (90; 0: never), and is refused once revoked. Keep it
-    in $CCAT_HPC_TOKEN or in a file only its owner can read.
+    all), expires after --days (90; --no-expiry: never), and is refused once revoked.
+    Keep it in $CCAT_HPC_TOKEN or in a file only its owner can read.
     """
 
 
@@ -85,7 +85,10 @@ def token() -> None:
 @click.argument("username")
 @click.option("--name", default="", help="What the token is for (shown in listings).")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES))
-@click.option("--days", type=click.FloatRange(min=0), default=90.0, show_default=True)
+@click.option(
+    "--days", type=float, default=90.0, show_default=True, help="Lifetime (0.01 to 3650)."
+)
+@click.option("--no-expiry", is_flag=True, help="A token that never expires (a service's).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def create_command(
@@ -94,13 +97,15 @@ def create_command(
     name: str,
     scopes: tuple[str, ...],
     days: float,
+    no_expiry: bool,
     as_json: bool,
 ) -> None:
     """Make a token for USERNAME and print it: the only time it is shown."""
     from ccat_hpc.access.tokens import create_token
 
     with transaction(app.sessions()) as session:
-        made = create_token(session, username, name=name, scopes=list(scopes), days=days or None)
+        lifetime = None if no_expiry else days
+        made = create_token(session, username, name=name, scopes=list(scopes), days=lifetime)
     expires = None if made.expires_at is None else made.expires_at.isoformat(timespec="seconds")
     if as_json:
         shown = {"token": made.token, "prefix": made.prefix, "scopes": made.scopes}
@@ -141,10 +146,12 @@ def list_tokens(app: AppContext, username: str | None, as_json: bool) -> None:
 @click.argument("prefix")
 @pass_app
 def revoke_command(app: AppContext, prefix: str) -> None:
-    """Revoke the token with this prefix (as `token list` shows it): refused from now."""
+    """Revoke the token with this PREFIX (as `token list` shows it; the whole token
+    works too): refused from now."""
     from ccat_hpc.access.tokens import revoke
 
     with transaction(app.sessions()) as session:
         row = revoke(session, prefix)
-        when = row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else ""
-    click.echo(f"token {prefix} revoked at {when}")
+        shown = row.prefix
+        when = row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "(earlier)"
+    click.echo(f"token {shown} revoked at {when}")

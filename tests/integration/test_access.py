@@ -83,10 +83,11 @@ def test_expired_unknown_and_malformed_tokens_are_refused(
         session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
     with transaction(catalog) as session, pytest.raises(TokenRefused, match="expired"):
         caller_of(session, token)
-    for bad in ("", "ccat_", "x" * 5000, token[:-1] + ("A" if token[-1] != "A" else "B")):
+    other = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for bad in ("", "ccat_", "x" * 5000, token + "\n", other):
         with transaction(catalog) as session, pytest.raises(TokenRefused) as refused:
             caller_of(session, bad)
-        assert bad[6:] == "" or bad[14:] not in str(refused.value)
+        assert token[14:] not in str(refused.value) and other[14:] not in str(refused.value)
     assert "expired" in cli(db_url, "token", "list").stdout
 
 
@@ -103,8 +104,45 @@ def test_bad_user_and_token_requests_are_refused(
         (("token", "create", "sci", "--scope", "campaigns"), "not granted"),
         (("token", "revoke", "deadbeef"), "no token deadbeef"),
     ]
+    cases += [
+        (("token", "create", "sci", "--days", days), "a token lives 0.01 to 3650 days")
+        for days in ("inf", "nan", "0", "1e7", "-1")
+    ]
+    cases += [(("token", "revoke", "../../etc"), "8 hex digits")]
     for argv, message in cases:
         result = cli(db_url, *argv)
-        assert result.returncode != 0, argv
+        assert result.returncode in (2, 4), (argv, result.returncode, result.stderr)
         assert message in result.stderr, (argv, result.stderr)
-        assert "Traceback" not in result.stderr
+        assert "internal error" not in result.stderr
+    with catalog() as session:
+        assert session.scalars(select(ApiToken)).all() == []
+
+
+def test_a_token_follows_its_user_roles_taken_away_and_deactivation(
+    catalog: sessionmaker[Session], db_url: str, cli: InProcess
+) -> None:
+    from ccat_hpc.db.models import Role, User
+
+    twice = cli(db_url, "user", "add", "bob", "--role", "admin", "--role", "admin")
+    assert twice.returncode == 0, twice.stderr
+    made = json.loads(cli(db_url, "token", "create", "bob", "--no-expiry", "--json").stdout)
+    assert "users:admin" in made["scopes"] and made["expires_at"] is None
+    with transaction(catalog) as session:  # bob is an operator now, no longer an admin
+        bob = session.scalars(select(User).where(User.username == "bob")).one()
+        bob.roles = [Role(name="operator")]
+    with transaction(catalog) as session:
+        assert "users:admin" not in caller_of(session, made["token"]).scopes
+    listed = json.loads(cli(db_url, "token", "list", "--json").stdout)
+    assert "users:admin" not in listed[0]["scopes"] and "campaigns" in listed[0]["scopes"]
+    with transaction(catalog) as session:
+        session.execute(update(User).values(active=False))
+    with transaction(catalog) as session, pytest.raises(TokenRefused, match="deactivated"):
+        caller_of(session, made["token"])
+    # revoking by the whole token works, and never prints it
+    revoked = cli(db_url, "token", "revoke", made["token"])
+    assert revoked.returncode == 0 and made["token"] not in revoked.stdout + revoked.stderr
+    unknown = "ccat_0123abcd_" + "A" * 43
+    missing = cli(db_url, "token", "revoke", unknown)
+    assert (
+        missing.returncode == 4 and unknown not in missing.stderr and "0123abcd" in missing.stderr
+    )

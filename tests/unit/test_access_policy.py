@@ -49,6 +49,11 @@ def test_an_instrument_files_for_its_own_instrument_only() -> None:
     with pytest.raises(AccessDenied, match="not of CHAI"):
         require(primecam, "observations:file", instrument="CHAI")
     require(caller("operator"), "observations:file", instrument="CHAI")
+    # an instrument user bound to nothing, or a filing that names no instrument: refused
+    with pytest.raises(AccessDenied):
+        require(caller("instrument", instrument=None), "observations:file", instrument=None)
+    with pytest.raises(AccessDenied):
+        require(primecam, "observations:file", instrument=None)
 
 
 def test_a_token_is_never_more_than_its_user() -> None:

@@ -42,7 +42,7 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     __tablename__ = "api_token"
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
     name: Mapped[str] = mapped_column(String(100), default="")
-    prefix: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
