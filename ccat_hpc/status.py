@@ -270,9 +270,9 @@ def _campaign_lines(open_campaigns: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["", "campaigns (`ccat-hpc campaign status ID`):"]
     for c in open_campaigns:
-        done = sum(n for state, n in c["by_state"].items() if state not in ("pending", "running"))
         lines.append(
-            f"  {c['campaign_id']:<5} {c['kind']:<10} {c['state']:<7} {done}/{c['items']} items, "
+            f"  {c['campaign_id']:<5} {c['kind']:<10} {c['state']:<7} "
+            f"{c['finished_items']}/{c['items']} items, "
             f"{human_bytes(c['done_bytes'])} of {human_bytes(c['total_bytes'])}  {c['name']}"
         )
     return lines

@@ -135,6 +135,7 @@ class Progress:
             value = shown[key]
             shown[key] = value.isoformat() if value is not None else None
         shown["failures"] = [{"item": i, "detail": d} for i, d in self.failures]
+        shown["finished_items"] = self.finished_items
         return shown
 
 
@@ -413,15 +414,20 @@ def retry(session: Session, campaign_id: int) -> int:
     return again
 
 
-def close_finished(session: Session) -> list[int]:
-    """Active campaigns with no item left to do are DONE; their ids. The UPDATE checks
-    again that no item is open, so an item added meanwhile (a retry, a repair) keeps
-    its campaign ACTIVE."""
-    open_items = (
+def campaign_has_open_items() -> Any:
+    """A condition on Campaign: it has an item still to do."""
+    return (
         select(CampaignItem.id)
         .where(CampaignItem.campaign_id == Campaign.id, CampaignItem.state.in_(OPEN_ITEMS))
         .exists()
     )
+
+
+def close_finished(session: Session) -> list[int]:
+    """Active campaigns with no item left to do are DONE; their ids. The UPDATE checks
+    again that no item is open, so an item added meanwhile (a retry, a repair) keeps
+    its campaign ACTIVE."""
+    open_items = campaign_has_open_items()
     finished = list(
         session.scalars(select(Campaign.id).where(Campaign.state == K.ACTIVE, ~open_items))
     )

@@ -40,6 +40,7 @@ from ccat_hpc.db.states import (
 )
 from ccat_hpc.logline import log_line
 from ccat_hpc.pipeline import archive_integrity as integrity
+from ccat_hpc.pipeline.campaigns import max_share
 from ccat_hpc.pipeline.tasks import TaskContext
 from ccat_hpc.storage.base import StorageError
 
@@ -224,7 +225,7 @@ def open_repair(session: Session, copy: integrity.PackageCopy) -> int | None:
             name=f"repairs at {copy.location_name}",
             selection={"opened_by": SCRUB},
             target_location_id=copy.location_id,
-            slot_share=_site_share(session, copy.location_id),
+            slot_share=max_share(session, copy.location_name),
             created_by=SCRUB,
             item_count=0,
             total_bytes=0,
@@ -242,15 +243,6 @@ def open_repair(session: Session, copy: integrity.PackageCopy) -> int | None:
         )
     )
     return int(repair.id)
-
-
-def _site_share(session: Session, location_id: int) -> float:
-    settings = session.scalar(
-        select(Site.settings)
-        .join(DataLocation, DataLocation.site_id == Site.id)
-        .where(DataLocation.id == location_id)
-    )
-    return float((settings or {}).get("pipeline", {}).get("campaign_share", 0.25))
 
 
 def scrub_site(context: TaskContext, budget: SiteBudget, counts: dict[str, int]) -> None:

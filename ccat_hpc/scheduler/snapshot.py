@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,7 +30,6 @@ from ccat_hpc.db.models import (
     Site,
 )
 from ccat_hpc.db.states import (
-    CampaignItemState,
     CampaignState,
     JobBatchState,
     PackageState,
@@ -38,6 +38,7 @@ from ccat_hpc.db.states import (
 )
 from ccat_hpc.jobs.campaign_batch import ready_items
 from ccat_hpc.jobs.stage_batch import ready_condition
+from ccat_hpc.pipeline.campaigns import campaign_has_open_items
 from ccat_hpc.pipeline.endpoints import LOCATION, ROUTE, EndpointKey, archive_endpoints
 from ccat_hpc.pipeline.placement import buffer_fills
 from ccat_hpc.pipeline.step_items import ready_now
@@ -102,60 +103,52 @@ def stagings_ready(session: Session) -> int:
     return _count(session, select(func.count()).where(ready_condition()))
 
 
-def cleanup_due(session: Session, now: datetime) -> int:
-    """1 when the shortest cleanup interval of the sites has passed since the last
-    cleanup batch was created (or none ever was), else 0; 0 while no package has been
-    archived (cleanup deletes nothing that has no archive copy)."""
-    archived = select(RawDataPackage.id).where(RawDataPackage.state == PackageState.ARCHIVED)
-    if session.scalar(archived.limit(1)) is None:
-        return 0
-    intervals = [
-        float((settings or {}).get("pipeline", {}).get("cleanup_interval_minutes", 60.0))
-        for settings in session.scalars(select(Site.settings))
+def _pipelines(session: Session) -> list[dict[str, Any]]:
+    """Every site's pipeline settings."""
+    return [
+        (settings or {}).get("pipeline", {}) for settings in session.scalars(select(Site.settings))
     ]
-    every = timedelta(minutes=min(intervals, default=DEFAULT_CLEANUP_MINUTES))
-    last = session.scalar(select(func.max(JobBatch.created_at)).where(JobBatch.kind == "cleanup"))
-    return int(last is None or now - last >= every)
+
+
+def _periodic_due(session: Session, now: datetime, kind: str, intervals: list[float]) -> int:
+    """1 when some package is archived and the shortest of ``intervals`` (minutes) has
+    passed since the last ``kind`` batch was created (or none ever was), else 0; 0 too
+    without intervals."""
+    archived = select(RawDataPackage.id).where(RawDataPackage.state == PackageState.ARCHIVED)
+    if not intervals or session.scalar(archived.limit(1)) is None:
+        return 0
+    last = session.scalar(select(func.max(JobBatch.created_at)).where(JobBatch.kind == kind))
+    return int(last is None or now - last >= timedelta(minutes=min(intervals)))
+
+
+def cleanup_due(session: Session, now: datetime) -> int:
+    """Whether cleanup is due: the shortest cleanup interval of the sites (cleanup
+    deletes nothing that has no archive copy, so never before a package is archived)."""
+    intervals = [float(p.get("cleanup_interval_minutes", 60.0)) for p in _pipelines(session)]
+    return _periodic_due(session, now, "cleanup", intervals or [DEFAULT_CLEANUP_MINUTES])
 
 
 def scrub_due(session: Session, now: datetime) -> int:
-    """1 when some site scrubs (a budget above 0), its interval has passed since the
-    last scrub batch, and some package is archived; else 0."""
-    archived = select(RawDataPackage.id).where(RawDataPackage.state == PackageState.ARCHIVED)
-    if session.scalar(archived.limit(1)) is None:
-        return 0
+    """Whether the scrub is due: the shortest scrub interval of the sites that scrub (a
+    budget above 0)."""
     intervals = [
-        float(pipeline.get("scrub_interval_minutes", 60.0))
-        for pipeline in (
-            (settings or {}).get("pipeline", {})
-            for settings in session.scalars(select(Site.settings))
-        )
-        if int(pipeline.get("scrub_bytes_per_day", 10**12)) > 0
+        float(p.get("scrub_interval_minutes", 60.0))
+        for p in _pipelines(session)
+        if int(p.get("scrub_bytes_per_day", 10**12)) > 0
     ]
-    if not intervals:
-        return 0
-    last = session.scalar(select(func.max(JobBatch.created_at)).where(JobBatch.kind == "scrub"))
-    return int(last is None or now - last >= timedelta(minutes=min(intervals)))
+    return _periodic_due(session, now, "scrub", intervals)
 
 
 def campaign_items_waiting(session: Session) -> int:
     """Items of ACTIVE campaigns not yet taken; plus ACTIVE campaigns with no item left
     (the campaign step closes them: DONE)."""
-    items = CampaignItem.state
     pending = _count(
         session,
         select(func.count(CampaignItem.id))
         .join(Campaign, Campaign.id == CampaignItem.campaign_id)
         .where(Campaign.state == CampaignState.ACTIVE, ready_items()),
     )
-    open_items = (
-        select(CampaignItem.id)
-        .where(
-            CampaignItem.campaign_id == Campaign.id,
-            items.in_((CampaignItemState.PENDING, CampaignItemState.RUNNING)),
-        )
-        .exists()
-    )
+    open_items = campaign_has_open_items()
     finished = _count(
         session,
         select(func.count(Campaign.id)).where(Campaign.state == CampaignState.ACTIVE, ~open_items),

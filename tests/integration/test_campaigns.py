@@ -198,10 +198,6 @@ def whole_checksum(storage: StorageBackend, key: str) -> str:
     return str(digest.hexdigest())
 
 
-def cli_run(cli: InProcess, db_url: str, *argv: str):  # type: ignore[no-untyped-def]
-    return cli(db_url, *argv)
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> InProcess:
     return InProcess(capsys)
@@ -604,15 +600,7 @@ def test_cleanup_keeps_relying_on_the_archive_while_copies_are_repaired(
         session.execute(update(DataLocation).values(retention_days=0))
     report = run_cleanup(sites, os.environ)
     assert report.deleted > 0
-    with sites() as session:
-        kept = session.scalars(
-            select(RawDataPackagePhysicalCopy.state)
-            .join(DataLocation, DataLocation.id == RawDataPackagePhysicalCopy.data_location_id)
-            .where(
-                RawDataPackagePhysicalCopy.raw_data_package_id == first.id,
-                DataLocation.name == "cologne-buffer-01",
-            )
-        ).one()
+    kept = copy_state(sites, first.id, "cologne-buffer-01")
     assert kept is C.VERIFIED  # the only good copy of the first package stays
 
 
