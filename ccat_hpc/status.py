@@ -46,7 +46,7 @@ def _file_counts(session: Session) -> dict[str, dict[str, int]]:
     return {str(s): {"count": int(c), "bytes": int(b)} for s, c, b in sorted(rows)}
 
 
-def _copy_counts(session: Session) -> list[dict[str, Any]]:
+def copy_counts(session: Session) -> list[dict[str, Any]]:
     file_copy = RawDataFilePhysicalCopy.__table__
     package_copy = RawDataPackagePhysicalCopy.__table__
     transfer_copy = DataTransferPackagePhysicalCopy.__table__
@@ -170,7 +170,7 @@ def collect_status(session: Session) -> dict[str, Any]:
         "data_transfers": _counts(session, DataTransfer.state),
         "long_term_archive_transfers": _counts(session, LongTermArchiveTransfer.state),
         "staging_jobs": _counts(session, StagingJob.state),
-        "physical_copies": _copy_counts(session),
+        "physical_copies": copy_counts(session),
         "steps": step_counts(session),
         "step_failures": step_failures(session),
         "running_batches": _running_batches(session),

@@ -4,5 +4,5 @@
 # the manifest watcher, status). Extra arguments go to `ccat-hpc demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh api
 exec .venv/bin/ccat-hpc demo "$@"

@@ -3,10 +3,11 @@
 #   xxhash                        xxh128sum (checksums are compared with it)
 #   openmpi-bin libopenmpi-dev    mpiexec and the MPI library mpi4py links to
 #   rsync                         a transfer method
+#   chromium                      the browser the web UI tests drive (Playwright)
 # Idempotent and quiet when everything is there. Needs root (or the packages already).
 set -euo pipefail
 
-packages=(xxhash openmpi-bin libopenmpi-dev rsync)
+packages=(xxhash openmpi-bin libopenmpi-dev rsync chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

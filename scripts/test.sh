@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages first: mpi4py (extra "mpi") links to the system's Open MPI.
 scripts/system-packages.sh
-scripts/bootstrap.sh test dev mpi submitit s3 metrics
+scripts/bootstrap.sh test dev api mpi submitit s3 metrics
 
 # (status is read whole: `grep -q` would close the pipe early and fail it under pipefail)
 if [[ "$(scripts/services.sh status)" == *stopped* ]]; then

@@ -48,6 +48,8 @@ class Caller:
     roles: frozenset[str]
     token_scopes: frozenset[str]
     instrument: str | None = None
+    #: the prefix of the token used (names it in logs; never the token itself)
+    token: str | None = None
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -79,10 +81,7 @@ def check_scopes(asked: Iterable[str], roles: Iterable[str]) -> frozenset[str]:
 def require(caller: Caller, scope: str, *, instrument: str | None = None) -> None:
     """AccessDenied unless the caller holds ``scope``; filing also needs the caller's
     instrument to be the observation's (instrument users are bound to one)."""
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}")
-    if scope not in caller.scopes:
-        raise AccessDenied(f"{caller.username} may not do this: it needs the scope {scope!r}")
+    require_scope(caller, scope)
     if (
         scope == "observations:file"
         and "operator" not in caller.roles
@@ -93,6 +92,14 @@ def require(caller: Caller, scope: str, *, instrument: str | None = None) -> Non
             f"{caller.username} files observations of {caller.instrument or 'no instrument'}"
             f", not of {instrument}"
         )
+
+
+def require_scope(caller: Caller, scope: str) -> None:
+    """AccessDenied unless the caller holds ``scope`` (whatever it is asked for)."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+    if scope not in caller.scopes:
+        raise AccessDenied(f"{caller.username} may not do this: it needs the scope {scope!r}")
 
 
 def may_act_for(caller: Caller, owner: str) -> bool:

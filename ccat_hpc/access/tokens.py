@@ -33,6 +33,8 @@ DEFAULT_DAYS = 90
 MIN_DAYS = 0.01
 MAX_DAYS = 3650
 PREFIX_FORMAT = re.compile(r"[0-9a-f]{8}")
+#: a token's last use is recorded to this precision
+LAST_USE_PRECISION = timedelta(minutes=1)
 
 
 class TokenRefused(CcatHpcError):
@@ -181,7 +183,8 @@ def caller_of(session: Session, token: str, now: datetime | None = None) -> Call
     user = row.user
     if not user.active:
         raise TokenRefused(f"the user of token {prefix}… is deactivated")
-    row.last_used_at = now
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USE_PRECISION:
+        row.last_used_at = now  # not on every request: a write each time would cost
     instrument = None
     if user.instrument_id is not None:
         instrument = session.get_one(Instrument, user.instrument_id).name
@@ -190,6 +193,7 @@ def caller_of(session: Session, token: str, now: datetime | None = None) -> Call
         roles=frozenset(r.name for r in user.roles),
         token_scopes=frozenset(row.scopes),
         instrument=instrument,
+        token=prefix,
     )
 
 

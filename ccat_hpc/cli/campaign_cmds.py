@@ -72,14 +72,8 @@ def campaign() -> None:
 @pass_app
 def create_command(app: AppContext, /, kind: str, **options: Any) -> None:
     """Queue a campaign of KIND over the selection (every option given narrows it)."""
-    from ccat_hpc.jobs.campaign_batch import throttle_for
-    from ccat_hpc.pipeline.campaigns import (
-        CampaignRequest,
-        CampaignSelection,
-        create_campaign,
-        max_share,
-        site_settings,
-    )
+    from ccat_hpc.jobs.campaign_batch import queue_campaign
+    from ccat_hpc.pipeline.campaigns import CampaignRequest, CampaignSelection
 
     as_json = options.pop("as_json")
     id_only = options.pop("id_only")
@@ -103,22 +97,13 @@ def create_command(app: AppContext, /, kind: str, **options: Any) -> None:
         keep_days=options["days"],
     )
     with transaction(app.sessions()) as session:
-        made = create_campaign(session, request, max_share(session, options["to"]))
-        tasks = throttle_for(site_settings(session, made, None), made.slot_share)
-        shown: dict[str, Any] = {
-            "id": made.id,
-            "kind": made.kind,
-            "items": made.item_count,
-            "bytes": made.total_bytes,
-            "share": made.slot_share,
-            "tasks_at_once": tasks,
-        }
+        shown = queue_campaign(session, request)
     if as_json or id_only:
         click.echo(json.dumps(shown) if as_json else str(shown["id"]))
         return
     click.echo(
         f"campaign {shown['id']}: {kind} of {shown['items']} item(s), "
-        f"{human_bytes(shown['bytes'])}; at most {tasks} task(s) at once "
+        f"{human_bytes(shown['bytes'])}; at most {shown['tasks_at_once']} task(s) at once "
         f"({shown['share']:.0%} of the slots)"
     )
     click.echo(f"  follow it with: ccat-hpc campaign status {shown['id']}")

@@ -39,6 +39,7 @@ from ccat_hpc.redact import redact_url, scrub
 #: name → ("module:attribute", one line of help). A command's module (and SQLAlchemy,
 #: pydantic, alembic) is imported only when that command runs or shows its help.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "api": ("ccat_hpc.cli.api_cmds:api", "Serve the REST API and the web UI."),
     "breaker": (
         "ccat_hpc.cli.breaker_cmds:breaker",
         "List and reset the circuit breakers of routes and locations.",

@@ -8,7 +8,6 @@ import os
 import time
 import uuid
 from datetime import datetime
-from typing import Any
 
 import click
 
@@ -90,6 +89,7 @@ def request_command(
     as_json: bool,
 ) -> None:
     """Ask for data to be staged; prints the request id and its folder."""
+    from ccat_hpc.inventory.staging import location_root
     from ccat_hpc.pipeline.staging_request import Selection, create_request
 
     wanted = Selection(
@@ -99,7 +99,7 @@ def request_command(
         made = create_request(
             session, wanted, user or current_user(), location=location, days=days, name=name
         )
-        root = _root(session, made.id)
+        root = location_root(session, made.id)
     folder = f"{root}/{made.folder}" if root else made.folder
     if id_only:
         click.echo(made.id)
@@ -115,56 +115,6 @@ def request_command(
         click.echo(f"  wait for it: ccat-hpc stage wait {made.id}")
 
 
-def _root(session: Any, staging_id: int) -> str:
-    from ccat_hpc.db.models import DiskDataLocation, StagingJob
-
-    job = session.get_one(StagingJob, staging_id)
-    location = session.get(DiskDataLocation, job.destination_location_id)
-    return "" if location is None else str(location.path)
-
-
-def _describe(session: Any, staging_id: int) -> dict[str, Any]:
-    from ccat_hpc.db.models import StagingJob, StagingJobLog, User
-    from ccat_hpc.errors import NotFoundError
-
-    job = session.get(StagingJob, staging_id)
-    if job is None:
-        raise NotFoundError(f"no staging request {staging_id}")
-    user = session.get(User, job.user_id) if job.user_id else None
-    root = _root(session, staging_id)
-
-    def when(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat(timespec="seconds")
-
-    logs = session.query(StagingJobLog).filter_by(staging_job_id=job.id).order_by(StagingJobLog.id)
-    return {
-        "id": job.id,
-        "name": job.name,
-        "user": user.username if user else None,
-        "state": job.state.value,
-        "marker": _marker(job.state.value),
-        "folder": f"{root}/{job.destination_path}" if root else job.destination_path,
-        "location": job.destination_location.name,
-        "files": job.file_count,
-        "bytes": job.total_bytes,
-        "selection": job.selection,
-        "attempts": job.attempts,
-        "created_at": when(job.created_at),
-        "started_at": when(job.started_at),
-        "finished_at": when(job.finished_at),
-        "release_after": when(job.release_after),
-        "retry_after": when(job.retry_after),
-        "reason": job.failure_reason,
-        "log": [f"{when(row.created_at)} {row.level.value}: {row.message}" for row in logs],
-    }
-
-
-def _marker(state: str) -> str:
-    return {"staged": "READY", "failed": "FAILED"}.get(
-        state, "STAGING" if state in ("pending", "submitted", "staging", "retry_wait") else "-"
-    )
-
-
 @stage.command("status")
 @click.argument("staging_id", type=int)
 @click.option("--folder", "folder_only", is_flag=True, help="Print only the request's folder.")
@@ -172,8 +122,10 @@ def _marker(state: str) -> str:
 @pass_app
 def status_command(app: AppContext, staging_id: int, folder_only: bool, as_json: bool) -> None:
     """One request: its state, folder, files, times and log."""
+    from ccat_hpc.inventory.staging import describe
+
     with transaction(app.sessions()) as session:
-        shown = _describe(session, staging_id)
+        shown = describe(session, staging_id)
     if folder_only:
         click.echo(shown["folder"])
     elif as_json:
@@ -200,10 +152,12 @@ def status_command(app: AppContext, staging_id: int, folder_only: bool, as_json:
 def wait_command(app: AppContext, staging_id: int, timeout: float | None, interval: float) -> None:
     """Block until the request is READY (exit 0) or FAILED (exit 1; 75 on --timeout):
     the first step of a job that processes the data."""
+    from ccat_hpc.inventory.staging import describe
+
     started = time.monotonic()
     while True:
         with transaction(app.sessions()) as session:
-            shown = _describe(session, staging_id)
+            shown = describe(session, staging_id)
         state = shown["state"]
         if state == "staged":
             click.echo(f"READY: {shown['folder']}")
@@ -243,19 +197,11 @@ def list_command(
     app: AppContext, mine: bool, user: str | None, show_all: bool, as_json: bool
 ) -> None:
     """Staging requests, newest first (live ones unless --all)."""
-    from sqlalchemy import select
-
-    from ccat_hpc.db.models import StagingJob, User
-    from ccat_hpc.pipeline.staging_request import LIVE
+    from ccat_hpc.inventory.staging import list_requests
 
     who = current_user() if mine else user
     with transaction(app.sessions()) as session:
-        query = select(StagingJob.id).order_by(StagingJob.id.desc()).limit(500)
-        if who is not None:
-            query = query.join(User, User.id == StagingJob.user_id).where(User.username == who)
-        if not show_all:
-            query = query.where(StagingJob.state.in_(LIVE))
-        rows = [_describe(session, i) for i in session.scalars(query)]
+        rows = list_requests(session, who, show_all=show_all)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -28,10 +28,18 @@ from ccat_hpc.db.models import (
 from ccat_hpc.errors import NotFoundError
 from ccat_hpc.inventory.common import iso_or_none
 
+#: the largest id ops-db stores (a 64-bit integer)
+MAX_ID = 2**63 - 1
+
+
+def _an_id(text: str) -> bool:
+    """Whether ``text`` is a row id: ASCII digits of a number ops-db can hold."""
+    return text.isascii() and text.isdigit() and int(text) <= MAX_ID
+
 
 def find_file(session: Session, what: str) -> RawDataFile | None:
     """A raw file by id, by path below its SOURCE root, or by its absolute path there."""
-    if what.isdigit():
+    if _an_id(what):
         return session.get(RawDataFile, int(what))
     found = session.scalars(select(RawDataFile).where(RawDataFile.relative_path == what)).first()
     if found is not None:
@@ -53,7 +61,7 @@ def find_file(session: Session, what: str) -> RawDataFile | None:
 
 def find_package(session: Session, what: str) -> RawDataPackage | None:
     """An RDP by ``rdp:ID``, by name, or by its path in a location."""
-    if what.startswith("rdp:") and what[4:].isdigit():
+    if what.startswith("rdp:") and _an_id(what[4:]):
         return session.get(RawDataPackage, int(what[4:]))
     return session.scalars(
         select(RawDataPackage).where(

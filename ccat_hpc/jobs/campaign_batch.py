@@ -23,7 +23,14 @@ from ccat_hpc.db.transitions import move
 from ccat_hpc.jobs.batches import create_batch, submit_batch
 from ccat_hpc.jobs.step_batches import JobSetup, StepSubmission
 from ccat_hpc.jobs.tracking import track_unfinished
-from ccat_hpc.pipeline.campaigns import campaign_site, close_finished, site_settings
+from ccat_hpc.pipeline.campaigns import (
+    CampaignRequest,
+    campaign_site,
+    close_finished,
+    create_campaign,
+    max_share,
+    site_settings,
+)
 from ccat_hpc.pipeline.checksum import plan_tasks
 from ccat_hpc.pipeline.scrub import SCRUB
 
@@ -38,6 +45,20 @@ def throttle_for(settings: dict[str, Any], share: float) -> int:
     slots = int(settings.get("task_slots", 8))
     share = min(share, float(settings.get("campaign_share", 0.25)))
     return max(1, math.floor(slots * share))
+
+
+def queue_campaign(session: Session, request: CampaignRequest) -> dict[str, Any]:
+    """Create the campaign (the caller commits) and say what was queued: its id, kind,
+    items, bytes, share and how many tasks it runs at once."""
+    made = create_campaign(session, request, max_share(session, request.to))
+    return {
+        "id": made.id,
+        "kind": made.kind,
+        "items": made.item_count,
+        "bytes": made.total_bytes,
+        "share": made.slot_share,
+        "tasks_at_once": throttle_for(site_settings(session, made, None), made.slot_share),
+    }
 
 
 def ready_items() -> Any:

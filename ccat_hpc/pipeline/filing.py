@@ -129,7 +129,11 @@ def execution_differences(
 
 
 def file_manifest(
-    session: Session, manifest: Manifest, digest: str, source_name: str = ""
+    session: Session,
+    manifest: Manifest,
+    digest: str,
+    source_name: str = "",
+    filed_by: str | None = None,
 ) -> FilingResult:
     """File one validated manifest in the caller's transaction.
 
@@ -149,7 +153,7 @@ def file_manifest(
         session.add(_new_execution(manifest, refs))
         session.flush()
     _insert_files(session, manifest, refs, identities)
-    _record(session, manifest, refs, digest, source_name)
+    _record(session, manifest, refs, digest, source_name, filed_by)
     execution_id = str(manifest.executed_obs_unit.id)
     return FilingResult(execution_id, len(manifest.files), manifest.total_bytes, True)
 
@@ -281,7 +285,12 @@ def _insert_source_copies(session: Session, file_ids: list[int], location_id: in
 
 
 def _record(
-    session: Session, manifest: Manifest, refs: References, digest: str, source_name: str
+    session: Session,
+    manifest: Manifest,
+    refs: References,
+    digest: str,
+    source_name: str,
+    filed_by: str | None,
 ) -> None:
     session.add(
         FiledManifest(
@@ -302,7 +311,8 @@ def _record(
                 f"{refs.instrument.name}/{refs.module.name} execution "
                 f"{manifest.executed_obs_unit.id}"
             ),
-            details={"manifest": source_name, "location": refs.location.name},
+            details={"manifest": source_name, "location": refs.location.name}
+            | ({"user": filed_by} if filed_by else {}),
         )
     )
     session.flush()

@@ -28,7 +28,7 @@ from ccat_hpc.db.reasons import operational_error_reason
 from ccat_hpc.db.session import transaction
 from ccat_hpc.errors import ManifestError
 from ccat_hpc.pipeline.filing import FilingResult, file_manifest
-from ccat_hpc.pipeline.manifest import read_manifest
+from ccat_hpc.pipeline.manifest import Manifest, read_manifest
 from ccat_hpc.text import one_line
 
 CONCURRENT_RETRIES = 3
@@ -88,10 +88,25 @@ def file_path(
         manifest, digest = read_manifest(path, follow_links=follow_links)
     except ManifestError as exc:
         return IntakeOutcome(path, IntakeStatus.REJECTED, one_line(str(exc)))
+    return file_parsed(factory, path, manifest, digest)
+
+
+def file_parsed(
+    factory: sessionmaker[Session],
+    path: Path,
+    manifest: Manifest,
+    digest: str,
+    filed_by: str | None = None,
+) -> IntakeOutcome:
+    """File a manifest read already (the REST API's body), named ``path.name`` in
+    ops-db; ``filed_by`` is the API user recorded with the filing. Never raises for a
+    bad manifest or a database problem."""
     for attempt in range(CONCURRENT_RETRIES):
         try:
             with transaction(factory) as session:
-                result = file_manifest(session, manifest, digest, source_name=path.name[:255])
+                result = file_manifest(
+                    session, manifest, digest, source_name=path.name[:255], filed_by=filed_by
+                )
         except ManifestError as exc:
             return IntakeOutcome(path, IntakeStatus.REJECTED, one_line(str(exc)))
         except IntegrityError as exc:

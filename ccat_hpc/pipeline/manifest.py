@@ -171,7 +171,21 @@ def parse_manifest(raw: Any) -> Manifest:
 
 def read_manifest(path: Path, *, follow_links: bool = True) -> tuple[Manifest, str]:
     """Read and validate a manifest file; returns it with its content digest."""
-    text = _read_text(path, follow_links)
+    return parse_manifest_text(_read_text(path, follow_links))
+
+
+def decode_manifest(data: bytes) -> str:
+    """A manifest's bytes as text: at most MAX_MANIFEST_BYTES of UTF-8."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"manifest is larger than {MAX_MANIFEST_BYTES // 1024**2} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError("manifest is not UTF-8 text") from None
+
+
+def parse_manifest_text(text: str) -> tuple[Manifest, str]:
+    """Decode and validate a manifest's JSON text; returns it with its content digest."""
     try:
         raw = loads_checked(text)
     except JsonProblem as exc:
@@ -196,9 +210,4 @@ def _read_text(path: Path, follow_links: bool) -> str:
             data = handle.read(MAX_MANIFEST_BYTES + 1)
         except OSError as exc:
             raise ManifestError(f"cannot read manifest: {exc.strerror or exc}") from None
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"manifest is larger than {MAX_MANIFEST_BYTES // 1024**2} MiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ManifestError("manifest is not UTF-8 text") from None
+    return decode_manifest(data)

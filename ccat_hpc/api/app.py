@@ -1,0 +1,65 @@
+"""The application: the API's routers, the web UI, limits and error handling, built
+from a session factory (nothing at import time)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import Depends, FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc import __version__
+from ccat_hpc.api import problems
+from ccat_hpc.api.limits import RequestLimits, TokenBucket
+from ccat_hpc.api.routes import campaigns, filing, health, reads, staging
+from ccat_hpc.api.routes.common import no_nul
+from ccat_hpc.api.settings import ApiSettings
+
+DESCRIPTION = """ops-db-api of the CCAT data center: file observations, read what ops-db
+holds (observations, files and every copy, packages, transfers, locations, the chain of
+custody, pipeline status), stage data for processing, run campaigns.
+
+Send a token as `Authorization: Bearer <token>` (`ccat-hpc token create`). Errors are
+RFC 9457 problem details. Lists are paged by keyset: pass a page's `next_after` as
+`after`."""
+
+
+def create_app(
+    factory: sessionmaker[Session],
+    engine: Engine,
+    settings: ApiSettings | None = None,
+    *,
+    shown_db: str = "ops-db",
+    with_ui: bool = False,
+) -> FastAPI:
+    settings = settings or ApiSettings()
+    app = FastAPI(
+        title="ccat-hpc ops-db-api",
+        version=__version__,
+        description=DESCRIPTION,
+        responses=problems.common_responses(),
+        dependencies=[Depends(no_nul)],
+    )
+    app.state.sessions = factory
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.shown_db = shown_db
+    problems.install(app)
+    for module in (health, reads, filing, staging, campaigns):
+        app.include_router(module.router)
+    if with_ui:
+        from ccat_hpc.api.ui import pages
+
+        app.include_router(pages.router)
+    bucket = None
+    if settings.rate_per_second > 0:
+        bucket = TokenBucket(settings.rate_per_second, settings.rate_burst)
+    app.add_middleware(
+        RequestLimits,
+        max_body=settings.max_body_bytes,
+        large_bodies={("POST", filing.FILING_PATH): settings.max_manifest_bytes},
+        bucket=bucket,
+        clock=time.monotonic,
+    )
+    return app

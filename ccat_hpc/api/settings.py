@@ -1,0 +1,24 @@
+"""What an API server may be set to (``ccat-hpc api serve`` options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ccat_hpc.pipeline.manifest import MAX_MANIFEST_BYTES
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    #: the largest request body, but for filing a manifest
+    max_body_bytes: int = 1024**2
+    #: the largest manifest filed through the API
+    max_manifest_bytes: int = MAX_MANIFEST_BYTES
+    #: requests per second each token (or, without one, each client address) may make;
+    #: 0 turns the limit off
+    rate_per_second: float = 50.0
+    #: how many requests a token may make at once before the rate applies
+    rate_burst: int = 200
+    #: the longest a long-poll (``staging/{id}/wait``) holds a request
+    wait_max_seconds: float = 60.0
+    #: sign-in cookies only over HTTPS (set behind a TLS proxy)
+    secure_cookies: bool = False
