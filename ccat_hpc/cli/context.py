@@ -19,11 +19,16 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only by commands that use ops-db
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from ccat_hpc.client import ApiClient
+
 
 @dataclass
 class AppContext:
     db_option: str | None = None
     verbose: bool = False
+    #: the REST API to use instead of ops-db (``--api``), and where its token is
+    api_url: str | None = None
+    token_file: str | None = None
     _engine: Engine | None = field(default=None, repr=False)
     _schema_checked: bool = field(default=False, repr=False)
 
@@ -56,6 +61,14 @@ class AppContext:
             check_schema(engine, self.shown_db_url())
             self._schema_checked = True
         return make_session_factory(engine)
+
+    def api_client(self) -> ApiClient | None:
+        """A client of the REST API when ``--api`` (or $CCAT_HPC_API) names one."""
+        if not self.api_url:
+            return None
+        from ccat_hpc.client import ApiClient, read_token
+
+        return ApiClient(self.api_url, read_token(self.token_file))
 
     def close(self) -> None:
         if self._engine is not None:

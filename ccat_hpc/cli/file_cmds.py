@@ -13,20 +13,26 @@ from sqlalchemy import select
 
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.cli.params import MAX_SECONDS, SECONDS, finite
+from ccat_hpc.cli.remote import api_options
+from ccat_hpc.client import ApiClient, file_through
 from ccat_hpc.db.models import DiskDataLocation
 from ccat_hpc.db.session import transaction
 from ccat_hpc.errors import (
     CcatHpcError,
     DatabaseUnavailable,
+    ManifestError,
     NotFoundError,
     Terminated,
     UsageError,
 )
 from ccat_hpc.logline import log_line
+from ccat_hpc.pipeline.filing import FilingResult
 from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_path
-from ccat_hpc.pipeline.watcher import PassResult, check_inbox, shown_name, watch_once
+from ccat_hpc.pipeline.manifest import read_manifest_text
+from ccat_hpc.pipeline.watcher import Filer, PassResult, check_inbox, shown_name, watch_once
 from ccat_hpc.pipeline.watcher import watch as watch_folder
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from ccat_hpc.text import one_line
 
 
 class ManifestsRejected(CcatHpcError):
@@ -56,6 +62,7 @@ def _raise_for(outcomes: list[IntakeOutcome], total: int) -> None:
 
 
 @click.command("file")
+@api_options
 @click.argument(
     "manifests", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
 )
@@ -67,20 +74,43 @@ def file_command(app: AppContext, manifests: tuple[Path, ...], as_json: bool) ->
     Exit status: 0 all filed (or already filed), 5 a manifest was rejected, 6 ops-db
     could not be used (nothing lost: file them again later).
     """
-    factory = app.sessions()
+    filing = _filer(app, follow_links=True)
     outcomes: list[IntakeOutcome] = []
     stop = threading.Event()
     _install_stop_handlers(stop, "file")
     for path in manifests:
         if stop.is_set():
             raise Terminated(f"{len(outcomes)} of {len(manifests)} manifest(s) done")
-        outcome = file_path(factory, path)
+        outcome = filing(path)
         outcomes.append(outcome)
         if as_json:
             click.echo(json.dumps(outcome.to_json()))
         else:
             _echo_outcome(outcome)
     _raise_for(outcomes, len(manifests))
+
+
+def _filer(app: AppContext, follow_links: bool) -> Filer:
+    """Files one manifest: into ops-db, or through the REST API with --api."""
+    client = app.api_client()
+    if client is None:
+        factory = app.sessions()
+        return lambda path: file_path(factory, path, follow_links=follow_links)
+    return lambda path: _file_through_api(client, path, follow_links)
+
+
+def _file_through_api(client: ApiClient, path: Path, follow_links: bool) -> IntakeOutcome:
+    try:
+        text = read_manifest_text(path, follow_links)
+    except ManifestError as exc:
+        return IntakeOutcome(path, IntakeStatus.REJECTED, one_line(str(exc)))
+    status, message, body = file_through(client, path, text)
+    result = None
+    if status in ("filed", "unchanged"):
+        result = FilingResult(
+            str(body["execution"]), int(body["files"]), int(body["bytes"]), status == "filed"
+        )
+    return IntakeOutcome(path, IntakeStatus(status), message, result)
 
 
 def _warn(text: str) -> None:
@@ -107,6 +137,7 @@ def _summary(result: PassResult) -> str:
 
 
 @click.command("watch")
+@api_options
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--once", is_flag=True, help="One pass over FOLDER, then exit.")
 @click.option(
@@ -148,7 +179,7 @@ def watch_command(
     ops-db could not be used (the manifests stay for the next pass).
     """
     check_inbox(folder)
-    factory = app.sessions()
+    factory = _filer(app, follow_links=False)
     stop = threading.Event()
     _install_stop_handlers(stop)
     if once:

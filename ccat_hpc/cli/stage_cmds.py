@@ -8,13 +8,18 @@ import os
 import time
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.cli.inventory_cmds import time_option
+from ccat_hpc.cli.remote import api_options
 from ccat_hpc.db.session import transaction
 from ccat_hpc.units import human_bytes
+
+if TYPE_CHECKING:
+    from ccat_hpc.pipeline.staging_request import Selection
 
 #: `stage wait` exit statuses: READY 0; FAILED, cancelled or released 1; timed out 75
 WAIT_TIMED_OUT = 75
@@ -48,6 +53,7 @@ def stage() -> None:
 
 
 @stage.command("request")
+@api_options
 @click.option("--program", metavar="NAME", help="Observing program (name or short name).")
 @click.option("--obs-unit", metavar="NAME", help="Obs unit.")
 @click.option("--source", metavar="NAME", help="Source (target) name.")
@@ -89,43 +95,82 @@ def request_command(
     as_json: bool,
 ) -> None:
     """Ask for data to be staged; prints the request id and its folder."""
-    from ccat_hpc.inventory.staging import location_root
-    from ccat_hpc.pipeline.staging_request import Selection, create_request
+    from ccat_hpc.pipeline.staging_request import Selection
 
     wanted = Selection(
         program, obs_unit, source, instrument, module, since, until, executions, files
     )
-    with transaction(app.sessions()) as session:
-        made = create_request(
-            session, wanted, user or current_user(), location=location, days=days, name=name
-        )
-        root = location_root(session, made.id)
-    folder = f"{root}/{made.folder}" if root else made.folder
-    if id_only:
-        click.echo(made.id)
-    elif as_json:
-        shown = {"id": made.id, "folder": folder, "files": made.files, "bytes": made.bytes}
-        click.echo(json.dumps(shown | {"release_after": made.release_after.isoformat()}))
+    asked = {"location": location, "days": days, "name": name}
+    client = app.api_client()
+    if client is not None:
+        body = wanted.as_json() | {k: v for k, v in asked.items() if v} | {"user": user}
+        made = client.post("/api/v1/staging", body={k: v for k, v in body.items() if v})
     else:
-        click.echo(f"staging request {made.id}: {made.files} file(s), {human_bytes(made.bytes)}")
-        if made.already_staged:
-            click.echo(f"  {made.already_staged} of them are staged already and are reused")
-        click.echo(f"  folder: {folder}")
-        click.echo(f"  kept until {made.release_after.isoformat(timespec='seconds')}")
-        click.echo(f"  wait for it: ccat-hpc stage wait {made.id}")
+        made = _request_here(app, wanted, user or current_user(), location, days, name)
+    if id_only:
+        click.echo(made["id"])
+    elif as_json:
+        click.echo(
+            json.dumps(
+                {k: made[k] for k in ("id", "folder", "files", "bytes")}
+                | {"release_after": made["release_after"]}
+            )
+        )
+    else:
+        click.echo(
+            f"staging request {made['id']}: {made['files']} file(s), {human_bytes(made['bytes'])}"
+        )
+        if made["already_staged"]:
+            click.echo(f"  {made['already_staged']} of them are staged already and are reused")
+        click.echo(f"  folder: {made['folder']}")
+        click.echo(f"  kept until {made['release_after']}")
+        click.echo(f"  wait for it: ccat-hpc stage wait {made['id']}")
+
+
+def _request_here(
+    app: AppContext,
+    wanted: Selection,
+    user: str,
+    location: str | None,
+    days: float | None,
+    name: str,
+) -> dict[str, Any]:
+    from ccat_hpc.inventory.staging import location_root
+    from ccat_hpc.pipeline.staging_request import create_request
+
+    with transaction(app.sessions()) as session:
+        made = create_request(session, wanted, user, location=location, days=days, name=name)
+        root = location_root(session, made.id)
+    return {
+        "id": made.id,
+        "folder": f"{root}/{made.folder}" if root else made.folder,
+        "files": made.files,
+        "bytes": made.bytes,
+        "already_staged": made.already_staged,
+        "release_after": made.release_after.isoformat(timespec="seconds"),
+    }
+
+
+def _describe(app: AppContext, staging_id: int) -> dict[str, Any]:
+    client = app.api_client()
+    if client is not None:
+        shown: dict[str, Any] = client.get(f"/api/v1/staging/{staging_id}")
+        return shown
+    from ccat_hpc.inventory.staging import describe
+
+    with transaction(app.sessions()) as session:
+        return describe(session, staging_id)
 
 
 @stage.command("status")
+@api_options
 @click.argument("staging_id", type=int)
 @click.option("--folder", "folder_only", is_flag=True, help="Print only the request's folder.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def status_command(app: AppContext, staging_id: int, folder_only: bool, as_json: bool) -> None:
     """One request: its state, folder, files, times and log."""
-    from ccat_hpc.inventory.staging import describe
-
-    with transaction(app.sessions()) as session:
-        shown = describe(session, staging_id)
+    shown = _describe(app, staging_id)
     if folder_only:
         click.echo(shown["folder"])
     elif as_json:
@@ -145,6 +190,7 @@ def status_command(app: AppContext, staging_id: int, folder_only: bool, as_json:
 
 
 @stage.command("wait")
+@api_options
 @click.argument("staging_id", type=int)
 @click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
@@ -152,12 +198,18 @@ def status_command(app: AppContext, staging_id: int, folder_only: bool, as_json:
 def wait_command(app: AppContext, staging_id: int, timeout: float | None, interval: float) -> None:
     """Block until the request is READY (exit 0) or FAILED (exit 1; 75 on --timeout):
     the first step of a job that processes the data."""
-    from ccat_hpc.inventory.staging import describe
-
     started = time.monotonic()
+    client = app.api_client()
     while True:
-        with transaction(app.sessions()) as session:
-            shown = describe(session, staging_id)
+        if client is not None:  # a long-poll: the API answers when it is done, or in 30 s
+            left = 30.0 if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            shown = client.get(
+                f"/api/v1/staging/{staging_id}/wait",
+                params={"timeout": min(30.0, left)},
+                timeout=min(30.0, left) + 60,
+            )
+        else:
+            shown = _describe(app, staging_id)
         state = shown["state"]
         if state == "staged":
             click.echo(f"READY: {shown['folder']}")
@@ -168,10 +220,12 @@ def wait_command(app: AppContext, staging_id: int, timeout: float | None, interv
         if timeout is not None and time.monotonic() - started >= timeout:
             click.echo(f"staging request {staging_id} still {state} after {timeout} s", err=True)
             raise SystemExit(WAIT_TIMED_OUT)
-        time.sleep(interval)
+        if client is None:
+            time.sleep(interval)
 
 
 @stage.command("release")
+@api_options
 @click.argument("staging_ids", type=int, nargs=-1, required=True)
 @pass_app
 def release_command(app: AppContext, staging_ids: tuple[int, ...]) -> None:
@@ -179,15 +233,22 @@ def release_command(app: AppContext, staging_ids: tuple[int, ...]) -> None:
     no other request uses them. A request still waiting is cancelled."""
     from ccat_hpc.pipeline.staging_request import release
 
+    client = app.api_client()
     for staging_id in staging_ids:
-        with transaction(app.sessions()) as session:
-            released = release(session, staging_id)
-        click.echo(f"staging request {staging_id}: {released.state.value}")
-        if released.folder_problem:
-            click.echo(f"  its folder stays: {released.folder_problem}", err=True)
+        if client is not None:
+            answer = client.post(f"/api/v1/staging/{staging_id}/release")
+            state, problem = answer["state"], answer["folder_problem"]
+        else:
+            with transaction(app.sessions()) as session:
+                released = release(session, staging_id)
+            state, problem = released.state.value, released.folder_problem
+        click.echo(f"staging request {staging_id}: {state}")
+        if problem:
+            click.echo(f"  its folder stays: {problem}", err=True)
 
 
 @stage.command("list")
+@api_options
 @click.option("--mine", is_flag=True, help="Only my requests ($USER).")
 @click.option("--user", default=None, help="Only this user's requests.")
 @click.option("--all", "show_all", is_flag=True, help="Also released, failed and cancelled ones.")
@@ -199,9 +260,13 @@ def list_command(
     """Staging requests, newest first (live ones unless --all)."""
     from ccat_hpc.inventory.staging import list_requests
 
-    who = current_user() if mine else user
-    with transaction(app.sessions()) as session:
-        rows = list_requests(session, who, show_all=show_all)
+    client = app.api_client()
+    if client is not None:  # the API lists the token user's own unless told another
+        rows = client.get("/api/v1/staging", params={"user": user, "all": show_all or None})
+    else:
+        who = current_user() if mine else user
+        with transaction(app.sessions()) as session:
+            rows = list_requests(session, who, show_all=show_all)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -8,9 +8,11 @@ from typing import Any
 import click
 
 from ccat_hpc.cli.context import AppContext, pass_app
+from ccat_hpc.cli.remote import api_options
 
 
 @click.command()
+@api_options
 @click.argument("what")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -24,8 +26,12 @@ def trace(app: AppContext, what: str, as_json: bool) -> None:
     from ccat_hpc.db.session import transaction
     from ccat_hpc.inventory.trace import trace as collect
 
-    with transaction(app.sessions()) as session:
-        found = collect(session, what)
+    client = app.api_client()
+    if client is not None:
+        found = client.get("/api/v1/trace", params={"what": what})
+    else:
+        with transaction(app.sessions()) as session:
+            found = collect(session, what)
     click.echo(json.dumps(found, indent=2) if as_json else "\n".join(render(found)))
 
 

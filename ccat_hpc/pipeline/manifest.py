@@ -171,7 +171,7 @@ def parse_manifest(raw: Any) -> Manifest:
 
 def read_manifest(path: Path, *, follow_links: bool = True) -> tuple[Manifest, str]:
     """Read and validate a manifest file; returns it with its content digest."""
-    return parse_manifest_text(_read_text(path, follow_links))
+    return parse_manifest_text(read_manifest_text(path, follow_links))
 
 
 def decode_manifest(data: bytes) -> str:
@@ -193,7 +193,7 @@ def parse_manifest_text(text: str) -> tuple[Manifest, str]:
     return parse_manifest(raw), manifest_digest(raw)
 
 
-def _read_text(path: Path, follow_links: bool) -> str:
+def read_manifest_text(path: Path, follow_links: bool = True) -> str:
     """The manifest's text: a regular file (never waits on a FIFO) of bounded size, UTF-8."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     try:

@@ -41,6 +41,8 @@ MAX_NAME_BYTES = 255
 MAX_COMPARED_BYTES = 1024**2
 
 Report = Callable[[IntakeOutcome], None]
+#: files one manifest (the REST API's client, say); a session factory files into ops-db
+Filer = Callable[[Path], IntakeOutcome]
 Warn = Callable[[str], None]
 
 
@@ -210,7 +212,7 @@ def settle(outcome: IntakeOutcome) -> None:
 
 
 def watch_once(
-    factory: sessionmaker[Session],
+    factory: sessionmaker[Session] | Filer,
     folder: Path,
     stable_seconds: float,
     stop: threading.Event | None = None,
@@ -224,7 +226,10 @@ def watch_once(
         if stop is not None and stop.is_set():
             result.waiting += 1
             continue
-        outcome = file_path(factory, path, follow_links=False)
+        if isinstance(factory, sessionmaker):
+            outcome = file_path(factory, path, follow_links=False)
+        else:
+            outcome = factory(path)
         if outcome.rejected and not os.path.lexists(path):
             continue  # another watcher of this inbox took it meanwhile: its outcome, not ours
         try:
@@ -240,7 +245,7 @@ def watch_once(
 
 
 def watch(
-    factory: sessionmaker[Session],
+    factory: sessionmaker[Session] | Filer,
     folder: Path,
     *,
     interval: float,

@@ -1,0 +1,178 @@
+"""The CLI through the REST API (`--api URL`, a token, no database credentials) against
+a real `ccat-hpc api serve` process: stage, status, trace, file and watch; token files
+with owner-only permissions; a refused token; no token in the server's log."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from tests.integration.api.conftest import add_users
+from tests.integration.test_cli import InProcess
+from tests.integration.test_sbatch_wrappers import CCAT_BIN
+from tests.integration.test_staging import PROCESSING, stage_now
+
+
+@dataclass
+class Served:
+    url: str
+    tokens: dict[str, str]
+    log: Path
+    factory: sessionmaker[Session]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(db_url: str, factory: sessionmaker[Session], tmp_path: Path) -> Iterator[Served]:
+    tokens = add_users(factory)
+    port = free_port()
+    log = tmp_path / "api.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [CCAT_BIN, "--db", db_url, "api", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log.read_text()) from None
+                time.sleep(0.1)
+        yield Served(url, tokens, log, factory)
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+@pytest.fixture
+def served(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    db_url: str,
+    data_root: Path,
+    tmp_path: Path,
+) -> Iterator[Served]:
+    (data_root / PROCESSING).mkdir()
+    yield from serve(db_url, sites, tmp_path)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> InProcess:
+    return InProcess(capsys)
+
+
+def as_user(served: Served, user: str, **extra: str) -> dict[str, str]:
+    """The environment of someone who has a token and the API's address, no ops-db."""
+    env = {k: v for k, v in os.environ.items() if k != "CCAT_HPC_DB"}
+    return env | {"CCAT_HPC_TOKEN": served.tokens[user], "CCAT_HPC_API": served.url} | extra
+
+
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+@SQLITE
+def test_a_scientist_stages_through_the_api_with_no_database(
+    served: Served, cli: InProcess, tmp_path: Path
+) -> None:
+    alice = as_user(served, "alice")
+    made = cli(None, "stage", "request", "--obs-unit", "ECDFS-deep-001", "--id-only", env=alice)
+    assert made.returncode == 0, made.stderr
+    staging_id = made.stdout.strip()
+    waited = cli(None, "stage", "wait", staging_id, "--timeout", "0.5", env=alice)
+    assert waited.returncode == 75 and "still pending" in waited.stderr
+    assert stage_now(served.factory, tmp_path) is not None
+    ready = cli(None, "stage", "wait", staging_id, env=alice)
+    assert ready.returncode == 0 and ready.stdout.startswith("READY: ")
+    folder = cli(None, "stage", "status", staging_id, "--folder", env=alice).stdout.strip()
+    assert (Path(folder) / "READY").exists()
+    listed = json.loads(cli(None, "stage", "list", "--json", env=alice).stdout)
+    assert [r["id"] for r in listed] == [int(staging_id)]
+    other = cli(None, "stage", "status", staging_id, env=as_user(served, "bob"))
+    assert other.returncode == 4 and "own staging requests" in other.stderr
+    released = cli(None, "stage", "release", staging_id, env=alice)
+    assert released.returncode == 0 and "released" in released.stdout
+
+    status = cli(None, "status", env=alice)
+    assert status.returncode == 0 and "archived" in status.stdout
+    traced = json.loads(cli(None, "trace", "1", "--json", env=alice).stdout)
+    assert traced["file"]["id"] == 1
+
+    server_log = served.log.read_text()
+    assert "GET /api/v1/staging/" in server_log
+    assert not any(token in server_log for token in served.tokens.values())
+
+
+@SQLITE
+def test_token_files_and_refused_tokens(served: Served, cli: InProcess, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(served.tokens["alice"] + "\n")
+    token_file.chmod(0o644)
+    env = as_user(served, "alice") | {"CCAT_HPC_TOKEN": ""}
+    loose = cli(None, "status", "--token-file", str(token_file), env=env)
+    assert loose.returncode == 3 and "chmod 600" in loose.stderr
+    token_file.chmod(0o600)
+    assert cli(None, "status", "--token-file", str(token_file), env=env).returncode == 0
+    missing = cli(None, "status", env=env)
+    assert missing.returncode == 3 and "CCAT_HPC_TOKEN" in missing.stderr
+    wrong = cli(None, "status", env=env | {"CCAT_HPC_TOKEN": "ccat_00000000_" + "A" * 43})
+    assert wrong.returncode == 4 and "not known" in wrong.stderr
+    down = cli(
+        None, "status", env=as_user(served, "alice") | {"CCAT_HPC_API": "http://127.0.0.1:9"}
+    )
+    assert down.returncode == 6 and "cannot reach the API" in down.stderr
+    bad_url = cli(None, "status", env=as_user(served, "alice") | {"CCAT_HPC_API": "file:///etc"})
+    assert bad_url.returncode == 3
+
+
+@SQLITE
+def test_an_instrument_files_and_watches_through_the_api(
+    served: Served, cli: InProcess, data_root: Path, tmp_path: Path
+) -> None:
+    daq = as_user(served, "primecam-daq")
+    spec = SyntheticObservation(
+        "PrimeCam", "850GHz", "ECDFS-deep-001", "chile-source-primecam", 2, 100
+    )
+    manifest = drop_manifest(write_observation(spec, data_root / spec.location), tmp_path, "one")
+    filed = cli(None, "file", str(manifest), env=daq)
+    assert filed.returncode == 0 and filed.stdout.startswith("filed one.json: 2 files")
+    again = cli(None, "file", str(manifest), "--json", env=daq)
+    assert json.loads(again.stdout)["status"] == "unchanged"
+    chai = SyntheticObservation("CHAI", "LFA", "OrionKL-map-001", "chile-source-chai", 1, 100)
+    (data_root / chai.location).mkdir(exist_ok=True)
+    other = drop_manifest(write_observation(chai, data_root / chai.location), tmp_path, "chai")
+    refused = cli(None, "file", str(other), env=daq)
+    assert refused.returncode == 5 and "files observations of PrimeCam" in refused.stderr
+
+    inbox = tmp_path / "inbox"
+    second = SyntheticObservation("PrimeCam", "EoR-Spec", "ECDFS-deep-001", spec.location, 2, 100)
+    drop_manifest(write_observation(second, data_root / spec.location), inbox, "two")
+    drop_manifest(write_observation(chai, data_root / chai.location), inbox, "three")
+    watched = cli(None, "watch", str(inbox), "--once", "--stable-seconds", "0", env=daq)
+    assert watched.returncode == 0, watched.stderr
+    assert [p.name for p in (inbox / "filed").iterdir()] == ["two.json"]
+    assert sorted(p.name for p in (inbox / "rejected").iterdir()) == [
+        "three.error.txt",
+        "three.json",
+    ]
