@@ -31,7 +31,7 @@ def create_app(
     settings: ApiSettings | None = None,
     *,
     shown_db: str = "ops-db",
-    with_ui: bool = False,
+    with_ui: bool = True,
 ) -> FastAPI:
     settings = settings or ApiSettings()
     app = FastAPI(
@@ -49,9 +49,11 @@ def create_app(
     for module in (health, reads, filing, staging, campaigns):
         app.include_router(module.router)
     if with_ui:
-        from ccat_hpc.api.ui import pages
+        from ccat_hpc.api.ui import pages, web, work
 
+        web.install(app)
         app.include_router(pages.router)
+        app.include_router(work.router)
     bucket = None
     if settings.rate_per_second > 0:
         bucket = TokenBucket(settings.rate_per_second, settings.rate_burst)

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
@@ -110,71 +110,54 @@ def problem_response(
     )
 
 
-def _known(request: Request, exc: Exception) -> JSONResponse:
+def _answer(
+    request: Request, status: int, slug: str, title: str, detail: str, **kw: Any
+) -> Response:
+    """A problem; for a page of the web UI, the UI's error page (when it has one)."""
+    page = getattr(request.app.state, "error_page", None)
+    if page is not None and request.url.path.startswith("/ui"):
+        response: Response = page(request, status, title, one_line(detail)[:2000])
+        return response
+    return problem_response(status, slug, title, detail, instance=request.url.path, **kw)
+
+
+def _known(request: Request, exc: Exception) -> Response:
     for cls, status, slug, title in KNOWN:
         if isinstance(exc, cls):
-            errors = (
-                [FieldProblem(field=exc.field, message=exc.message)]
-                if isinstance(exc, BadField)
-                else []
-            )
+            errors = []
+            if isinstance(exc, BadField):
+                errors = [FieldProblem(field=exc.field, message=exc.message)]
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             if status == 503:
                 headers = {"Retry-After": "30"}
-            return problem_response(
-                status,
-                slug,
-                title,
-                str(exc),
-                errors=errors,
-                headers=headers,
-                instance=request.url.path,
-            )
+            return _answer(request, status, slug, title, str(exc), errors=errors, headers=headers)
     return _internal(request, exc)
 
 
-def _database(request: Request, exc: Exception) -> JSONResponse:
+def _database(request: Request, exc: Exception) -> Response:
     if isinstance(exc, DataError):
-        return problem_response(
-            400,
-            "bad-request",
-            "Bad request",
-            "ops-db refused a value of the request",
-            instance=request.url.path,
-        )
+        return _answer(request, 400, "bad-request", "Bad request", "ops-db refused a value")
     if isinstance(exc, OperationalError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
-        LOG.warning(
-            "ops-db unavailable: %s",
-            one_line(str(exc.orig)) if isinstance(exc, DBAPIError) else exc,
-        )
-        return problem_response(
-            503,
-            "unavailable",
-            "ops-db unavailable",
-            "ops-db cannot be used now; try again later",
-            headers={"Retry-After": "30"},
-            instance=request.url.path,
-        )
+        reason = one_line(str(exc.orig)) if isinstance(exc, DBAPIError) else str(exc)
+        LOG.warning("ops-db unavailable: %s", reason)
+        detail = "ops-db cannot be used now; try again later"
+        headers = {"Retry-After": "30"}
+        return _answer(request, 503, "unavailable", "ops-db unavailable", detail, headers=headers)
     return _internal(request, exc)
 
 
-def _internal(request: Request, exc: BaseException) -> JSONResponse:
+def _internal(request: Request, exc: BaseException) -> Response:
     incident = uuid.uuid4().hex[:12]
     LOG.error(
         "internal error %s on %s %s", incident, request.method, request.url.path, exc_info=exc
     )
-    return problem_response(
-        500,
-        "internal",
-        "Internal error",
-        f"an internal error (incident {incident}); the server log has its details",
-        instance=request.url.path,
-    )
+    detail = f"an internal error (incident {incident}); the server log has its details"
+    return _answer(request, 500, "internal", "Internal error", detail)
 
 
-def _validation(request: Request, exc: Exception) -> JSONResponse:
+def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         FieldProblem(
@@ -182,28 +165,16 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
         )
         for e in exc.errors()[:20]
     ]
-    shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-    return problem_response(
-        422,
-        "invalid-field",
-        "Invalid field",
-        shown or "invalid request",
-        errors=errors,
-        instance=request.url.path,
-    )
+    shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:5]) or "invalid request"
+    return _answer(request, 422, "invalid-field", "Invalid field", shown, errors=errors)
 
 
-def _http(request: Request, exc: Exception) -> JSONResponse:
+def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
-    return problem_response(
-        exc.status_code,
-        slug,
-        str(exc.detail) or "Error",
-        str(exc.detail),
-        headers=dict(exc.headers or {}),
-        instance=request.url.path,
-    )
+    detail = str(exc.detail)
+    headers = dict(exc.headers or {})
+    return _answer(request, exc.status_code, slug, detail or "Error", detail, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session, sessionmaker
 
-from ccat_hpc.access.policy import Caller
+from ccat_hpc.access.policy import Caller, require_scope
 from ccat_hpc.api.deps import SessionsDep, audit, needs
 from ccat_hpc.api.routes.common import MAX_ID, time_field
 from ccat_hpc.db.session import transaction
@@ -67,6 +68,14 @@ class Control(BaseModel):
 @router.post("", response_model=Queued, status_code=201)
 def create(request: Request, body: CampaignBody, caller: Operator, factory: SessionsDep) -> Any:
     """Queue a campaign; the scheduler runs its items as throttled job arrays."""
+    return queue_for(request, caller, factory, body)
+
+
+def queue_for(
+    request: Request, caller: Caller, factory: sessionmaker[Session], body: CampaignBody
+) -> dict[str, Any]:
+    """Queue the campaign ``body`` asks for, by ``caller``, recorded in SystemLog."""
+    require_scope(caller, "campaigns")
     selection = CampaignSelection(
         site=body.site,
         location=body.location,
@@ -112,9 +121,16 @@ def show(caller: Reader, factory: SessionsDep, campaign_id: CampaignId) -> dict[
         return campaign_rules.progress(session, campaign_id).as_json()
 
 
-def _control(
-    request: Request, caller: Caller, factory: Any, campaign_id: int, verb: str, note: Note | None
+def control(
+    request: Request,
+    caller: Caller,
+    factory: sessionmaker[Session],
+    campaign_id: int,
+    verb: str,
+    note: Note | None,
 ) -> Control:
+    """Pause, resume or cancel a campaign, recorded in SystemLog."""
+    require_scope(caller, "campaigns")
     reason = None if note is None else note.reason
     cancelled = None
     with transaction(factory) as session:
@@ -138,7 +154,7 @@ def pause(
     note: Note | None = None,
 ) -> Control:
     """Stop claiming items; running tasks give back the items they have not started."""
-    return _control(request, caller, factory, campaign_id, "pause", note)
+    return control(request, caller, factory, campaign_id, "pause", note)
 
 
 @router.post("/{campaign_id}/resume", response_model=Control)
@@ -146,7 +162,7 @@ def resume(
     request: Request, caller: Operator, factory: SessionsDep, campaign_id: CampaignId
 ) -> Control:
     """Claim items again."""
-    return _control(request, caller, factory, campaign_id, "resume", None)
+    return control(request, caller, factory, campaign_id, "resume", None)
 
 
 @router.post("/{campaign_id}/cancel", response_model=Control)
@@ -158,4 +174,4 @@ def cancel(
     note: Note | None = None,
 ) -> Control:
     """Cancel every item not done."""
-    return _control(request, caller, factory, campaign_id, "cancel", note)
+    return control(request, caller, factory, campaign_id, "cancel", note)

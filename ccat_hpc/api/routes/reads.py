@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from ccat_hpc.access.policy import Caller
 from ccat_hpc.api.deps import SessionsDep, needs
 from ccat_hpc.api.routes.common import DEFAULT_PAGE, MAX_ID, Limit, NameQuery, time_field
+from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import ObservationStatus, PackageState, RawDataFileState, TransferState
 from ccat_hpc.inventory.catalog import CatalogOverview, catalog_overview
@@ -35,6 +36,7 @@ from ccat_hpc.inventory.packages import (
 )
 from ccat_hpc.inventory.sites import SitesOverview, sites_overview
 from ccat_hpc.inventory.trace import trace
+from ccat_hpc.inventory.transfer_rates import MAX_HOURS, RateSeries, transfer_rates
 from ccat_hpc.status import collect_status, copy_counts
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
@@ -208,6 +210,17 @@ def transfers(
     with transaction(factory) as session:
         page = list_transfers(session, state=state, limit=limit, after=after)
     return TransferPage(items=page.items, next_after=_number(page.next_after))
+
+
+@router.get("/transfers/rates", response_model=list[RateSeries])
+def rates(
+    caller: Reader,
+    factory: SessionsDep,
+    hours: Annotated[int, Query(ge=1, le=MAX_HOURS)] = 24,
+) -> list[RateSeries]:
+    """Bytes per second of finished transfers per route, hour by hour."""
+    with transaction(factory) as session:
+        return transfer_rates(session, utcnow(), hours)
 
 
 class Locations(BaseModel):

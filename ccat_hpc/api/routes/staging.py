@@ -15,6 +15,7 @@ import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.policy import AccessDenied, Caller, may_act_for
 from ccat_hpc.api.deps import CallerDep, SessionsDep, SettingsDep, audit
@@ -105,6 +106,14 @@ def request_staging(
     request: Request, body: StagingBody, caller: Stager, factory: SessionsDep
 ) -> NewStaging:
     """Ask for data to be staged; the scheduler stages it as a job."""
+    return stage_for(request, caller, factory, body)
+
+
+def stage_for(
+    request: Request, caller: Caller, factory: sessionmaker[Session], body: StagingBody
+) -> NewStaging:
+    """A staging request by ``caller`` (for themselves, or an operator for anyone),
+    recorded in SystemLog: what the API and the web UI both do."""
     owner = body.user or caller.username
     _check_owner(caller, owner)
     wanted = Selection(
@@ -175,7 +184,7 @@ async def wait_staging(
         await anyio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-def _look(caller: Caller, factory: Any, staging_id: int) -> dict[str, Any]:
+def _look(caller: Caller, factory: sessionmaker[Session], staging_id: int) -> dict[str, Any]:
     with transaction(factory) as session:
         _check_owner(caller, owner_of(session, staging_id))
         return describe(session, staging_id)
@@ -187,6 +196,13 @@ def release_staging(
 ) -> Release:
     """Done with the data: its folder goes, its files are cleaned up once no other
     request uses them; a request still waiting is cancelled."""
+    return release_for(request, caller, factory, staging_id)
+
+
+def release_for(
+    request: Request, caller: Caller, factory: sessionmaker[Session], staging_id: int
+) -> Release:
+    """Release the caller's request (or, for an operator, anyone's), recorded in SystemLog."""
     with transaction(factory) as session:
         _check_owner(caller, owner_of(session, staging_id))
         released = release(session, staging_id)

@@ -3,8 +3,13 @@ one user of each role and their tokens, reached in-process through HTTP."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +22,8 @@ from ccat_hpc.access.tokens import add_user, create_token
 from ccat_hpc.api.app import create_app
 from ccat_hpc.api.settings import ApiSettings
 from ccat_hpc.db.session import transaction
+from tests.integration.test_sbatch_wrappers import CCAT_BIN
+from tests.integration.test_staging import PROCESSING
 
 #: user name → (roles, instrument)
 USERS = {
@@ -78,3 +85,60 @@ def archived_api(
 ) -> Iterator[Api]:
     """The API on ops-db with two packages of one observation archived in Cologne."""
     yield from make_api(sites, engine)
+
+
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+@dataclass
+class Served:
+    url: str
+    tokens: dict[str, str]
+    log: Path
+    factory: sessionmaker[Session]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(db_url: str, factory: sessionmaker[Session], tmp_path: Path) -> Iterator[Served]:
+    tokens = add_users(factory)
+    port = free_port()
+    log = tmp_path / "api.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [CCAT_BIN, "--db", db_url, "api", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log.read_text()) from None
+                time.sleep(0.1)
+        yield Served(url, tokens, log, factory)
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+@pytest.fixture
+def served(
+    archived: dict[str, bytes],
+    sites: sessionmaker[Session],
+    db_url: str,
+    data_root: Path,
+    tmp_path: Path,
+) -> Iterator[Served]:
+    (data_root / PROCESSING).mkdir()
+    yield from serve(db_url, sites, tmp_path)

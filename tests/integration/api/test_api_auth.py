@@ -41,6 +41,7 @@ MATRIX: list[tuple[str, str, str, object, set[str]]] = [
     ("GET", "/api/v1/packages", "/api/v1/packages", None, EVERYONE),
     ("GET", "/api/v1/packages/{package}", "/api/v1/packages/rdp:1", None, EVERYONE),
     ("GET", "/api/v1/transfers", "/api/v1/transfers", None, EVERYONE),
+    ("GET", "/api/v1/transfers/rates", "/api/v1/transfers/rates", None, EVERYONE),
     ("GET", "/api/v1/locations", "/api/v1/locations", None, EVERYONE),
     ("GET", "/api/v1/status", "/api/v1/status", None, EVERYONE),
     ("POST", "/api/v1/staging", "/api/v1/staging", {"obs_unit": "ECDFS-deep-001"}, STAGERS),

@@ -6,76 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
-from tests.integration.api.conftest import add_users
+from tests.integration.api.conftest import SQLITE, Served
 from tests.integration.test_cli import InProcess
-from tests.integration.test_sbatch_wrappers import CCAT_BIN
-from tests.integration.test_staging import PROCESSING, stage_now
-
-
-@dataclass
-class Served:
-    url: str
-    tokens: dict[str, str]
-    log: Path
-    factory: sessionmaker[Session]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve(db_url: str, factory: sessionmaker[Session], tmp_path: Path) -> Iterator[Served]:
-    tokens = add_users(factory)
-    port = free_port()
-    log = tmp_path / "api.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [CCAT_BIN, "--db", db_url, "api", "serve", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.1)
-        yield Served(url, tokens, log, factory)
-    finally:
-        server.terminate()
-        server.wait(20)
-
-
-@pytest.fixture
-def served(
-    archived: dict[str, bytes],
-    sites: sessionmaker[Session],
-    db_url: str,
-    data_root: Path,
-    tmp_path: Path,
-) -> Iterator[Served]:
-    (data_root / PROCESSING).mkdir()
-    yield from serve(db_url, sites, tmp_path)
+from tests.integration.test_staging import stage_now
 
 
 @pytest.fixture
@@ -87,9 +25,6 @@ def as_user(served: Served, user: str, **extra: str) -> dict[str, str]:
     """The environment of someone who has a token and the API's address, no ops-db."""
     env = {k: v for k, v in os.environ.items() if k != "CCAT_HPC_DB"}
     return env | {"CCAT_HPC_TOKEN": served.tokens[user], "CCAT_HPC_API": served.url} | extra
-
-
-SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 @SQLITE
