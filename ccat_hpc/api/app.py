@@ -60,7 +60,10 @@ def create_app(
     app.add_middleware(
         RequestLimits,
         max_body=settings.max_body_bytes,
-        large_bodies={("POST", filing.FILING_PATH): settings.max_manifest_bytes},
+        large_bodies={
+            ("POST", filing.FILING_PATH): settings.max_manifest_bytes,
+            ("POST", "/ui/file"): settings.max_manifest_bytes,
+        },
         bucket=bucket,
         clock=time.monotonic,
     )

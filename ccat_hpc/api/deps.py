@@ -30,13 +30,16 @@ def settings(request: Request) -> ApiSettings:
 
 
 def presented_token(request: Request) -> str | None:
-    """The token of ``Authorization: Bearer …``, else of the sign-in cookie."""
+    """The token of ``Authorization: Bearer …``, else (reading only) of the web UI's
+    sign-in cookie."""
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise TokenRefused("the Authorization header is not 'Bearer <token>'")
         return value.strip()
+    if request.method not in ("GET", "HEAD"):
+        return None  # a write through the API names its token: a cookie alone is no consent
     return request.cookies.get(TOKEN_COOKIE)
 
 

@@ -7,6 +7,7 @@ import logging
 import click
 
 from ccat_hpc.cli.context import AppContext, pass_app
+from ccat_hpc.errors import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -65,10 +66,16 @@ def serve_command(
     secure_cookies: bool,
 ) -> None:
     """Serve the REST API and the web UI until stopped (Ctrl-C or SIGTERM)."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from ccat_hpc.api.app import create_app
-    from ccat_hpc.api.settings import ApiSettings
+        from ccat_hpc.api.app import create_app
+        from ccat_hpc.api.settings import ApiSettings
+    except ImportError as exc:
+        raise ConfigError(
+            f"the REST API needs the 'api' extra ({exc.name} is missing): "
+            "pip install 'ccat-hpc[api]' (or scripts/bootstrap.sh api)"
+        ) from None
 
     settings = ApiSettings(
         max_body_bytes=max_body_kib * 1024,

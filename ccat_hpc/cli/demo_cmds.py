@@ -237,7 +237,32 @@ def _staged(factory: sessionmaker[Session], ids: tuple[int, ...]) -> str:
     )
 
 
-def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> None:
+OPERATOR = "demo-operator"
+
+
+def _api_token(factory: sessionmaker[Session], workdir: Path) -> Path:
+    """A token of the demo's operator in WORKDIR/api-token (owner-only), to sign in to
+    the web UI and call the REST API with; made anew on every run."""
+    from ccat_hpc.access.tokens import add_user, create_token, user_named
+    from ccat_hpc.errors import NotFoundError
+
+    with transaction(factory) as session:
+        try:
+            user_named(session, OPERATOR)
+        except NotFoundError:
+            add_user(session, OPERATOR, ["operator"], full_name="the demo's operator")
+        made = create_token(session, OPERATOR, name="demo", days=30)
+    path = workdir / "api-token"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(made.token + "\n")
+    return path
+
+
+def _next_steps(
+    app: AppContext, environment: dict[str, str], inbox: Path, token_file: Path
+) -> None:
     """What a newcomer types next, against the demo's ops-db."""
     command = Path(sys.executable).with_name("ccat-hpc")
     exports = {DB_ENV_VAR: app.shown_db_url(), **environment}
@@ -257,6 +282,9 @@ def _next_steps(app: AppContext, environment: dict[str, str], inbox: Path) -> No
         "ccat-hpc stage list --all                  # the scientist's stagings",
         f"ccat-hpc stage request --obs-unit {DEMO_OBSERVATIONS[0][2]} --user {SCIENTIST}",
         "ccat-hpc cleanup plan --kept               # what retention lets go, and why not",
+        "ccat-hpc api serve --port 8000 &           # REST API + web UI: http://127.0.0.1:8000/ui",
+        f"cat {shlex.quote(str(token_file))}   # the operator's token: sign in to the UI with it",
+        f"ccat-hpc status --api http://127.0.0.1:8000 --token-file {shlex.quote(str(token_file))}",
     ]
     click.echo("\n".join(f"  {line}" for line in lines))
 
@@ -335,6 +363,7 @@ def demo(app: AppContext, workdir: Path, file_count: int, file_size: int, execut
     click.echo(_summary(snapshot, runs))
     for run in lifecycle:
         click.echo(f"{run.name}: {run.detail} in {run.seconds:.1f} s")
-    _step("next: go on with the demo's ops-db")
-    _next_steps(app, environment, inbox)
+    token_file = _api_token(factory, workdir)
+    _step("next: go on with the demo's ops-db (and its web UI)")
+    _next_steps(app, environment, inbox, token_file)
     app.close()

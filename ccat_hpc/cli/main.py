@@ -195,7 +195,8 @@ def cli(ctx: click.Context) -> None:
     manifests (by hand or by the watcher), the pipeline steps as job arrays on Slurm or
     this machine (checksum, package, bundle, transfer, archive), the scheduler loop,
     staging for scientists, cleanup by retention, operators' campaigns, the integrity
-    scrub, and listing what ops-db holds. Not built yet: the REST API and the web UI.
+    scrub, listing what ops-db holds, and the REST API with its web UI (api serve);
+    stage, status, trace, file and watch also work through the API (--api URL).
 
     --db and --verbose are taken before or after the command.
     """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +239,33 @@ def _follow_the_next_steps(printed: str, cwd: Path) -> None:
             env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
         )
         assert done.returncode == 0, f"{command}: {done.stderr}"
+    _browse_the_demo_through_its_api(steps, exports, cwd)
+
+
+def _browse_the_demo_through_its_api(steps: str, exports: list[str], cwd: Path) -> None:
+    """The printed `api serve` and the operator's token file reach the demo's ops-db."""
+    from tests.integration.api.conftest import free_port, wait_until_ready
+
+    assert "ccat-hpc api serve" in steps
+    token_file = re.search(r"cat (\S+)\s+# the operator's token", steps)
+    assert token_file is not None and Path(token_file.group(1)).stat().st_mode & 0o077 == 0
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    script = "\n".join(exports) + f"\nexec ccat-hpc api serve --port {port}\n"
+    server = subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url, server)
+        command = f"ccat-hpc status --api {url} --token-file {token_file.group(1)}"
+        done = subprocess.run(
+            ["bash", "-c", "\n".join(exports) + f"\nunset CCAT_HPC_DB\n{command}\n"],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0 and "archived" in done.stdout, done.stderr
+    finally:
+        server.terminate()
+        server.wait(20)

@@ -16,11 +16,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.policy import Caller, require
 from ccat_hpc.api.deps import SessionsDep, needs
 from ccat_hpc.api.problems import problem_response
-from ccat_hpc.pipeline.intake import IntakeStatus, file_parsed
+from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_parsed
 from ccat_hpc.pipeline.manifest import Manifest, decode_manifest, parse_manifest_text
 
 router = APIRouter(prefix="/api/v1", tags=["filing"])
@@ -54,6 +55,18 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+async def file_for(
+    caller: Caller, factory: sessionmaker[Session], data: bytes, name: str
+) -> IntakeOutcome:
+    """File a manifest's bytes as ``caller`` (the API's body, the web UI's upload):
+    ManifestError for a bad one, AccessDenied for another instrument's."""
+    manifest, digest = parse_manifest_text(decode_manifest(data))
+    require(caller, "observations:file", instrument=manifest.instrument)
+    return await run_in_threadpool(
+        file_parsed, factory, Path(name), manifest, digest, caller.username
+    )
+
+
 def manifest_body() -> dict[str, Any]:
     schema = _inlined(Manifest.model_json_schema())
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
@@ -82,12 +95,7 @@ async def file_observation(
 ) -> JSONResponse:
     """File one execution of one instrument module (201), or find it filed with this
     content already (200); 422 names what is wrong and nothing is written."""
-    data = await request.body()
-    manifest, digest = parse_manifest_text(decode_manifest(data))  # 422 for a bad one
-    require(caller, "observations:file", instrument=manifest.instrument)
-    outcome = await run_in_threadpool(
-        file_parsed, factory, Path(name), manifest, digest, caller.username
-    )
+    outcome = await file_for(caller, factory, await request.body(), name)
     if outcome.status is IntakeStatus.DEFERRED:
         return problem_response(
             503,

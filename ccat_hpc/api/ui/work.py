@@ -3,13 +3,16 @@ requests (request and release), and campaigns (operators act on them)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from ccat_hpc.access.policy import AccessDenied, Caller
+from ccat_hpc.access.policy import AccessDenied, Caller, require_scope
 from ccat_hpc.api.deps import SessionsDep
 from ccat_hpc.api.routes.campaigns import CampaignBody, control, queue_for
+from ccat_hpc.api.routes.filing import file_for
 from ccat_hpc.api.routes.staging import StagingBody, release_for, stage_for
 from ccat_hpc.api.ui.chart import line_chart
 from ccat_hpc.api.ui.web import PageCaller, check_form, form_fields, may, render
@@ -148,3 +151,26 @@ def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+@router.get("/file")
+def file_page(request: Request, caller: PageCaller) -> Response:
+    return render(request, "file_manifest.html", caller, can_file=may(caller, "observations:file"))
+
+
+@router.post("/file")
+async def file_manifest(
+    request: Request,
+    caller: PageCaller,
+    factory: SessionsDep,
+    name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^/]+$")] = "upload",
+) -> Response:
+    """A manifest uploaded from the page (its script posts the file's bytes)."""
+    try:
+        check_form(request, {"csrf": request.headers.get("x-csrf-token", "")})
+        require_scope(caller, "observations:file")
+        outcome = await file_for(caller, factory, await request.body(), name)
+    except (CcatHpcError, AccessDenied) as exc:
+        return JSONResponse({"status": "rejected", "message": _one_line(exc)}, status_code=400)
+    code = {"filed": 201, "unchanged": 200, "rejected": 422}.get(outcome.status.value, 503)
+    return JSONResponse({"status": outcome.status.value, "message": outcome.message}, code)

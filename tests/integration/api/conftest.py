@@ -104,6 +104,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_until_ready(url: str, server: subprocess.Popen[Any], log: Path | None = None) -> None:
+    """Until the server at ``url`` answers /ready (AssertionError if it exits or never does)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log.read_text() if log else "no answer") from None
+            time.sleep(0.1)
+
+
 def serve(db_url: str, factory: sessionmaker[Session], tmp_path: Path) -> Iterator[Served]:
     tokens = add_users(factory)
     port = free_port()
@@ -116,16 +130,7 @@ def serve(db_url: str, factory: sessionmaker[Session], tmp_path: Path) -> Iterat
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.1)
+        wait_until_ready(url, server, log)
         yield Served(url, tokens, log, factory)
     finally:
         server.terminate()

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
+from tests.conftest import REPO
 from tests.integration.api.conftest import SQLITE, Served
 from tests.integration.test_cli import InProcess
-from tests.integration.test_staging import stage_now
+from tests.integration.test_executors import slurm_ready
+from tests.integration.test_sbatch_wrappers import CCAT_BIN, job_end
+from tests.integration.test_staging import PROCESSING, stage_now
 
 
 @pytest.fixture
@@ -111,3 +116,59 @@ def test_an_instrument_files_and_watches_through_the_api(
         "three.error.txt",
         "three.json",
     ]
+
+
+@SQLITE
+@pytest.mark.slurm
+def test_stage_sbatch_runs_on_slurm_with_a_scientists_token_and_no_database(
+    served: Served, data_root: Path, tmp_path: Path
+) -> None:
+    slurm_ready()
+    token_file = tmp_path / "alice.token"
+    token_file.write_text(served.tokens["alice"])
+    token_file.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k not in ("CCAT_HPC_DB", "CCAT_HPC_TOKEN")}
+    env |= {
+        "CCAT_HPC_API": served.url,
+        "CCAT_HPC_TOKEN_FILE": str(token_file),
+        "CCAT_HPC_BIN": CCAT_BIN,
+    }
+    stage_job = sbatch_parsable(
+        [str(REPO / "sbatch/stage.sbatch"), "--obs-unit", "ECDFS-deep-001"], env, tmp_path
+    )
+    analysis = sbatch_parsable(
+        [
+            f"--dependency=afterok:{stage_job}",
+            "--wrap",
+            f'cd "$({CCAT_BIN} stage status "$(cat ccat-stage-{stage_job}.id)" --folder)"'
+            " && xxh128sum -c READY > checked.txt",
+        ],
+        env,
+        tmp_path,
+    )
+    id_file = tmp_path / f"ccat-stage-{stage_job}.id"
+    deadline = time.monotonic() + 120
+    while not (id_file.exists() and id_file.read_text().strip()):
+        assert time.monotonic() < deadline, (tmp_path / f"ccat-stage-{stage_job}.log").read_text()
+        time.sleep(0.5)
+    result = stage_now(served.factory, tmp_path)  # the data center stages it
+    assert result is not None and result["staged"] == 1
+    assert job_end(stage_job) == ("COMPLETED", "0:0")
+    assert job_end(analysis) == ("COMPLETED", "0:0")
+    staging_id = int(id_file.read_text())
+    checked = data_root / PROCESSING / "requests" / "alice" / str(staging_id) / "checked.txt"
+    assert checked.read_text().count(": OK") == 5
+    job_log = (tmp_path / f"ccat-stage-{stage_job}.log").read_text()
+    assert "READY" in job_log and served.tokens["alice"] not in job_log
+
+
+def sbatch_parsable(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--mem=500M", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=True,
+    )
+    return submitted.stdout.strip().split(";")[0]

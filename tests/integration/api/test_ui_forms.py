@@ -41,6 +41,9 @@ def test_sign_in_sets_an_httponly_cookie_and_stays_on_the_site(api: Api) -> None
     api.client.cookies.clear()
     assert sign_in(api, "alice", "https://evil.example/") == "/ui/observations"
     assert sign_in(api, "alice", "//evil.example/ui") == "/ui/observations"
+    assert api.client.get("/api/v1/me").json()["username"] == "alice"  # reading: the cookie
+    write = api.client.post("/api/v1/staging", json={"obs_unit": "ECDFS-deep-001"})
+    assert write.status_code == 401  # a write through the API names its token
     bad = api.client.post("/ui/signin", data={"token": "nope"})
     assert bad.status_code == 401 and "not a ccat-hpc API token" in bad.text
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ccat_hpc.db.models import CircuitBreaker, DataLocation, RawDataPackage
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import BreakerState, PackageState
+from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 from tests.conftest import REPO
 from tests.integration.api.conftest import SQLITE, Served
 from tests.integration.test_staging import stage_now
@@ -173,3 +174,22 @@ def test_an_operator_sees_failures_and_breakers_and_runs_a_campaign(
     scientist = signed_in(browser, ui, "alice")
     scientist.goto(f"{ui.url}/ui/campaigns")
     assert scientist.get_by_role("button", name="Start campaign").count() == 0
+
+
+def test_an_instrument_files_a_manifest_from_the_browser(
+    browser: Any, ui: Served, data_root: Path, tmp_path: Path
+) -> None:
+    spec = SyntheticObservation(
+        "PrimeCam", "850GHz", "ECDFS-deep-001", "chile-source-primecam", 2, 100
+    )
+    manifest = drop_manifest(write_observation(spec, data_root / spec.location), tmp_path, "new")
+    page = signed_in(browser, ui, "primecam-daq")
+    page.get_by_role("link", name="File a manifest").click()
+    page.get_by_label("Manifest (.json)").set_input_files(str(manifest))
+    page.get_by_role("button", name="File it").click()
+    assert page.get_by_role("status").inner_text().startswith("filed new.json: 2 files")
+    check_page(page, "file-manifest")
+    page.get_by_role("button", name="File it").click()
+    page.get_by_text("unchanged new.json").wait_for()
+    page.goto(f"{ui.url}/ui/observations")
+    assert page.locator("tbody tr").count() == 3
