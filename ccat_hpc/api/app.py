@@ -3,6 +3,9 @@ from a session factory (nothing at import time)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import time
 
 from fastapi import Depends, FastAPI
@@ -15,6 +18,7 @@ from ccat_hpc.api.limits import RequestLimits, TokenBucket
 from ccat_hpc.api.routes import campaigns, filing, health, reads, staging
 from ccat_hpc.api.routes.common import no_nul
 from ccat_hpc.api.settings import ApiSettings
+from ccat_hpc.api.snapshot import StatusSnapshots
 
 DESCRIPTION = """ops-db-api of the CCAT data center: file observations, read what ops-db
 holds (observations, files and every copy, packages, transfers, locations, the chain of
@@ -45,6 +49,7 @@ def create_app(
     app.state.engine = engine
     app.state.settings = settings
     app.state.shown_db = shown_db
+    app.state.status = StatusSnapshots(settings.status_max_age_seconds, time.monotonic)
     problems.install(app)
     for module in (health, reads, filing, staging, campaigns):
         app.include_router(module.router)
@@ -68,3 +73,24 @@ def create_app(
         clock=time.monotonic,
     )
     return app
+
+
+#: how `ccat-hpc api serve --workers N` hands ops-db and the settings to each worker
+DB_ENV = "CCAT_HPC_API_DB"
+SETTINGS_ENV = "CCAT_HPC_API_SETTINGS"
+
+
+def environment_for_workers(db_url: str, settings: ApiSettings) -> dict[str, str]:
+    return {DB_ENV: db_url, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings))}
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one worker process (uvicorn's factory with ``--workers``)."""
+    from ccat_hpc.config import redact_url
+    from ccat_hpc.db.session import check_schema, make_engine, make_session_factory
+
+    url = os.environ[DB_ENV]
+    settings = ApiSettings(**json.loads(os.environ[SETTINGS_ENV]))
+    engine = make_engine(url, create=False)
+    check_schema(engine, redact_url(url))
+    return create_app(make_session_factory(engine), engine, settings, shown_db=redact_url(url))

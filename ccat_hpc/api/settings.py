@@ -20,5 +20,7 @@ class ApiSettings:
     rate_burst: int = 200
     #: the longest a long-poll (``staging/{id}/wait``) holds a request
     wait_max_seconds: float = 60.0
+    #: the status summary (API and monitor) is at most this old (0: computed every time)
+    status_max_age_seconds: float = 15.0
     #: sign-in cookies only over HTTPS (set behind a TLS proxy)
     secure_cookies: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -55,6 +56,20 @@ def api() -> None:
     is_flag=True,
     help="Sign-in cookies over HTTPS only (behind a TLS proxy).",
 )
+@click.option(
+    "--status-max-age",
+    type=click.FloatRange(min=0, max=3600),
+    default=15.0,
+    show_default=True,
+    help="Seconds a status summary is served before it is computed again.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes (about one per core); each has its own rate limits.",
+)
 @pass_app
 def serve_command(
     app: AppContext,
@@ -64,6 +79,8 @@ def serve_command(
     burst: int,
     max_body_kib: int,
     secure_cookies: bool,
+    status_max_age: float,
+    workers: int,
 ) -> None:
     """Serve the REST API and the web UI until stopped (Ctrl-C or SIGTERM)."""
     try:
@@ -82,8 +99,23 @@ def serve_command(
         rate_per_second=rate_limit,
         rate_burst=burst,
         secure_cookies=secure_cookies,
+        status_max_age_seconds=status_max_age,
     )
-    application = create_app(app.sessions(), app.engine(), settings, shown_db=app.shown_db_url())
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     click.echo(f"ccat-hpc api: ops-db {app.shown_db_url()}; http://{host}:{port}/ui", err=True)
+    if workers > 1:  # each worker builds the application from the environment
+        from ccat_hpc.api.app import environment_for_workers
+
+        app.sessions()  # the schema is checked once here, with a clear error
+        os.environ.update(environment_for_workers(app.db_url, settings))
+        uvicorn.run(
+            "ccat_hpc.api.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+        )
+        return
+    application = create_app(app.sessions(), app.engine(), settings, shown_db=app.shown_db_url())
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ccat_hpc.db.models import (
     DataLocation,
@@ -215,9 +215,17 @@ def _copy_info(copy: PhysicalCopy) -> CopyInfo:
 
 def _file_copies(session: Session, file_id: int) -> list[CopyInfo]:
     copies = session.scalars(
-        select(FileCopy).where(FileCopy.raw_data_file_id == file_id).order_by(FileCopy.id)
+        select(FileCopy)
+        .options(_with_location())
+        .where(FileCopy.raw_data_file_id == file_id)
+        .order_by(FileCopy.id)
     )
     return [_copy_info(copy) for copy in copies]
+
+
+def _with_location() -> Any:
+    """Load a copy's location and its site with the copy (not one query each)."""
+    return joinedload(PhysicalCopy.data_location).joinedload(DataLocation.site)
 
 
 def _package_info(session: Session, package: RawDataPackage | None) -> PackageInfo | None:
@@ -225,6 +233,7 @@ def _package_info(session: Session, package: RawDataPackage | None) -> PackageIn
         return None
     copies = session.scalars(
         select(RawDataPackagePhysicalCopy)
+        .options(_with_location())
         .where(RawDataPackagePhysicalCopy.raw_data_package_id == package.id)
         .order_by(RawDataPackagePhysicalCopy.id)
     )

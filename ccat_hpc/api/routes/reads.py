@@ -9,12 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from ccat_hpc.access.policy import Caller
 from ccat_hpc.api.deps import SessionsDep, needs
 from ccat_hpc.api.routes.common import DEFAULT_PAGE, MAX_ID, Limit, NameQuery, time_field
+from ccat_hpc.api.snapshot import StatusSnapshots
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.session import transaction
 from ccat_hpc.db.states import ObservationStatus, PackageState, RawDataFileState, TransferState
@@ -37,7 +38,7 @@ from ccat_hpc.inventory.packages import (
 from ccat_hpc.inventory.sites import SitesOverview, sites_overview
 from ccat_hpc.inventory.trace import trace
 from ccat_hpc.inventory.transfer_rates import MAX_HOURS, RateSeries, transfer_rates
-from ccat_hpc.status import collect_status, copy_counts
+from ccat_hpc.status import copy_counts
 
 router = APIRouter(prefix="/api/v1", tags=["read"])
 Reader = Annotated[Caller, Depends(needs("read"))]
@@ -236,11 +237,12 @@ def locations(caller: Reader, factory: SessionsDep) -> Locations:
 
 
 @router.get("/status", response_model=dict[str, Any])
-def status(caller: Reader, factory: SessionsDep) -> dict[str, Any]:
+def status(request: Request, caller: Reader, factory: SessionsDep) -> dict[str, Any]:
     """The pipeline: items per step and state, failures, running batches, open breakers,
-    buffer fill, campaigns and the scrub (as ``ccat-hpc status --json``)."""
-    with transaction(factory) as session:
-        return collect_status(session)
+    buffer fill, campaigns and the scrub (as ``ccat-hpc status --json``), taken at
+    ``as_of``: at most the server's ``status_max_age_seconds`` old."""
+    snapshots: StatusSnapshots = request.app.state.status
+    return snapshots.get(factory)
 
 
 def _text(value: str | int | None) -> str | None:

@@ -23,7 +23,6 @@ from ccat_hpc.inventory.catalog import catalog_overview
 from ccat_hpc.inventory.staging import list_requests
 from ccat_hpc.inventory.transfer_rates import transfer_rates
 from ccat_hpc.pipeline import campaigns as campaign_rules
-from ccat_hpc.status import collect_status
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 CAMPAIGN_VERBS = ("pause", "resume", "cancel")
@@ -31,8 +30,8 @@ CAMPAIGN_VERBS = ("pause", "resume", "cancel")
 
 @router.get("/monitor")
 def monitor(request: Request, caller: PageCaller, factory: SessionsDep) -> Response:
+    status = request.app.state.status.get(factory)
     with transaction(factory) as session:
-        status = collect_status(session)
         rates = transfer_rates(session, utcnow(), 24)
     return render(request, "monitor.html", caller, status=status, chart=line_chart(rates))
 
