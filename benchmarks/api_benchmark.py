@@ -44,6 +44,7 @@ from ccat_hpc.db.session import make_engine, make_session_factory, transaction
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 
 CCAT_BIN = str(Path(sys.executable).with_name("ccat-hpc"))
+SERVE = [CCAT_BIN, "api", "serve", "--rate-limit", "0"]
 
 
 def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float]:
@@ -82,8 +83,7 @@ def wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, float
 
 def serve(db_url: str, port: int, log: Path, workers: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
-        [CCAT_BIN, "--db", db_url, "api", "serve", "--port", str(port), "--rate-limit", "0"]
-        + ["--workers", str(workers)],
+        [*SERVE, "--db", db_url, "--port", str(port), "--workers", str(workers)],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )

@@ -31,6 +31,7 @@ from ccat_hpc.errors import (
 API_ENV = "CCAT_HPC_API"
 TOKEN_ENV = "CCAT_HPC_TOKEN"
 TOKEN_FILE_ENV = "CCAT_HPC_TOKEN_FILE"
+ALLOW_HTTP_ENV = "CCAT_HPC_API_ALLOW_HTTP"
 #: seconds a request may take (a long-poll asks for less)
 TIMEOUT = 120.0
 MAX_TOKEN_FILE = 4096
@@ -92,6 +93,12 @@ def check_api_url(url: str) -> str:
         raise ConfigError(f"not an API URL: {url!r} (e.g. https://ops-db.example.org)")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError("an API URL holds no credentials, query or fragment")
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme == "http" and not loopback and os.environ.get(ALLOW_HTTP_ENV) != "1":
+        raise ConfigError(
+            f"the token would cross the network in clear text to {parts.hostname}: use "
+            f"https (or set {ALLOW_HTTP_ENV}=1 on a network you trust)"
+        )
     return url.rstrip("/")
 
 
@@ -178,6 +185,11 @@ def detail_of(answer: Answer) -> str:
     return f"HTTP {answer.status}"
 
 
+def _problem_type(answer: Answer) -> str:
+    body = answer.body
+    return str(body.get("type", "")) if isinstance(body, dict) else ""
+
+
 def _json(data: bytes) -> Any:
     try:
         return json.loads(data) if data else None
@@ -201,7 +213,9 @@ def file_through(client: ApiClient, path: Path, text: str) -> tuple[str, str, di
         return "deferred", str(exc), {}
     except ManifestError as exc:
         return "rejected", str(exc), {}
-    if answer.status in (403, 413, 422):  # not this manifest (a refused token raises)
+    if answer.status == 403 and not _problem_type(answer).endswith(":wrong-instrument"):
+        raise AccessRefused(detail_of(answer))  # the token may not file at all: stop
+    if answer.status in (403, 413, 422):  # this manifest only: another's, too big, bad
         return "rejected", detail_of(answer), {}
     body = answer.body if isinstance(answer.body, dict) else {}
     return str(body.get("status", "filed")), str(body.get("message", "")), body

@@ -46,6 +46,11 @@ class UsageError(CcatHpcError):
     exit_code = 2
 
 
+class StateConflict(UsageError):
+    """What was asked does not fit the thing's state now (a paused campaign paused again,
+    a request being staged); the REST API answers 409."""
+
+
 class ConfigError(CcatHpcError):
     """A site config, catalog or setting is invalid; the message names file and key."""
 

@@ -39,6 +39,10 @@ class AccessDenied(Exception):
     """The caller may not do this; the message says what was missing."""
 
 
+class WrongInstrumentDenied(AccessDenied):
+    """An instrument user's filing of another instrument's observation."""
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is asking: their name, roles, the token's scopes, and (instrument users) the
@@ -88,7 +92,7 @@ def require(caller: Caller, scope: str, *, instrument: str | None = None) -> Non
         and "admin" not in caller.roles
         and (caller.instrument is None or instrument is None or instrument != caller.instrument)
     ):
-        raise AccessDenied(
+        raise WrongInstrumentDenied(
             f"{caller.username} files observations of {caller.instrument or 'no instrument'}"
             f", not of {instrument}"
         )

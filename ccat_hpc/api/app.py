@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 
 from fastapi import Depends, FastAPI
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc import __version__
 from ccat_hpc.api import problems
-from ccat_hpc.api.limits import RequestLimits, TokenBucket
+from ccat_hpc.api.limits import ADDRESS_FACTOR, RequestLimits, TokenBucket, WaitCounter
 from ccat_hpc.api.routes import campaigns, filing, health, reads, staging
 from ccat_hpc.api.routes.common import no_nul
 from ccat_hpc.api.settings import ApiSettings
@@ -49,6 +50,8 @@ def create_app(
     app.state.engine = engine
     app.state.settings = settings
     app.state.shown_db = shown_db
+    app.state.waits = WaitCounter(settings.waits_per_token)
+    app.state.filings = threading.BoundedSemaphore(settings.max_concurrent_filings)
     app.state.status = StatusSnapshots(settings.status_max_age_seconds, time.monotonic)
     problems.install(app)
     for module in (health, reads, filing, staging, campaigns):
@@ -59,9 +62,12 @@ def create_app(
         web.install(app)
         app.include_router(pages.router)
         app.include_router(work.router)
-    bucket = None
+    bucket = app.state.token_bucket = None
     if settings.rate_per_second > 0:
-        bucket = TokenBucket(settings.rate_per_second, settings.rate_burst)
+        app.state.token_bucket = TokenBucket(settings.rate_per_second, settings.rate_burst)
+        bucket = TokenBucket(
+            settings.rate_per_second * ADDRESS_FACTOR, settings.rate_burst * ADDRESS_FACTOR
+        )
     app.add_middleware(
         RequestLimits,
         max_body=settings.max_body_bytes,

@@ -3,6 +3,7 @@ the SystemLog row that records a write."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.policy import Caller, require_scope
 from ccat_hpc.access.tokens import TokenRefused, caller_of
+from ccat_hpc.api.limits import TokenBucket
+from ccat_hpc.api.problems import TooManyRequests
 from ccat_hpc.api.settings import ApiSettings
 from ccat_hpc.db.models import SystemLog
 from ccat_hpc.db.session import transaction
@@ -49,7 +52,13 @@ def current_caller(request: Request) -> Caller:
     if token is None:
         raise TokenRefused("no token: send 'Authorization: Bearer <token>' (ccat-hpc token create)")
     with transaction(sessions(request)) as session:
-        return caller_of(session, token)
+        caller = caller_of(session, token)
+    bucket: TokenBucket | None = request.app.state.token_bucket
+    if bucket is not None:
+        wait = bucket.take(f"token:{caller.token}", time.monotonic())
+        if wait > 0:
+            raise TooManyRequests(f"too many requests with token {caller.token}…", wait)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

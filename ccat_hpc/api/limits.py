@@ -1,22 +1,25 @@
-"""Request limits before any work is done: a rate per token and a size per body.
+"""Request limits: a rate per client address and per token, a size per body, a number
+of long-polls per token.
 
 :class:`TokenBucket` is the decision (pure: it is given the time). :class:`RequestLimits`
-is the ASGI middleware: a caller over their rate is answered 429 with Retry-After, a
-body over its limit 413, both as problem details, before the application reads
-anything. Callers are told apart by their token's prefix, or without one by their
-address; the token itself is never kept.
+is the ASGI middleware, before any work: a client address over its rate (a multiple of
+a token's, so that one address may serve several users) is answered 429 with
+Retry-After, a body over its limit 413, both as problem details. A token's own rate is
+checked once the token is known to be valid (``deps.current_caller``), so a made-up
+token buys no bucket of its own.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
+import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
-from ccat_hpc.api.problems import MEDIA_TYPE, TYPE_PREFIX
+from ccat_hpc.api.problems import MEDIA_TYPE, TYPE_PREFIX, TooManyRequests
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -26,7 +29,8 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: the callers remembered at once (the oldest are forgotten first)
 MAX_CALLERS = 10_000
-_PREFIX = re.compile(rb"ccat_([0-9a-f]{8})_")
+#: an address may make this many times a token's rate
+ADDRESS_FACTOR = 4
 
 
 class TokenBucket:
@@ -54,13 +58,8 @@ class TokenBucket:
         return wait
 
 
-def caller_key(scope: Scope) -> str:
-    """The token's prefix when the request carries one, else the client's address."""
-    for name, value in scope.get("headers", ()):
-        if name in (b"authorization", b"cookie"):
-            found = _PREFIX.search(value)
-            if found:
-                return "token:" + found.group(1).decode()
+def address_key(scope: Scope) -> str:
+    """The client's address (a token's own rate is checked once the token is)."""
     client = scope.get("client") or ("unknown", 0)
     return f"address:{client[0]}"
 
@@ -100,7 +99,7 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         if self.bucket is not None:
-            wait = self.bucket.take(caller_key(scope), self.clock())
+            wait = self.bucket.take(address_key(scope), self.clock())
             if wait > 0:
                 seconds = str(max(1, math.ceil(wait)))
                 detail = f"too many requests: try again in {seconds} s"
@@ -165,3 +164,28 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
+
+
+class WaitCounter:
+    """How many long-polls each caller holds at once (at most ``most``)."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def one(self, key: str) -> Iterator[None]:
+        with self._lock:
+            if self._held.get(key, 0) >= self.most:
+                raise TooManyRequests(
+                    f"at most {self.most} waits at once per token; try again later", 5
+                )
+            self._held[key] = self._held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]

@@ -9,6 +9,7 @@ reaches a client).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from ccat_hpc.access.policy import AccessDenied
+from ccat_hpc.access.policy import AccessDenied, WrongInstrumentDenied
 from ccat_hpc.access.tokens import TokenRefused
 from ccat_hpc.errors import (
     CcatHpcError,
@@ -28,6 +29,7 @@ from ccat_hpc.errors import (
     InvalidStateTransition,
     ManifestError,
     NotFoundError,
+    StateConflict,
     UsageError,
 )
 from ccat_hpc.pipeline.staging_request import QuotaExceeded
@@ -64,13 +66,24 @@ class BadField(CcatHpcError):
         self.message = message
 
 
+class TooManyRequests(CcatHpcError):
+    """Over a rate or a number at once; 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 #: expected errors, most specific first: (class, status, type, title)
 KNOWN: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (TokenRefused, 401, "unauthorized", "No valid token"),
+    (TooManyRequests, 429, "rate-limited", "Too many requests"),
+    (WrongInstrumentDenied, 403, "wrong-instrument", "Another instrument's observation"),
     (AccessDenied, 403, "forbidden", "Not allowed"),
     (NotFoundError, 404, "not-found", "Not found"),
     (QuotaExceeded, 409, "quota-exceeded", "Quota exceeded"),
     (InvalidStateTransition, 409, "conflict", "Conflict"),
+    (StateConflict, 409, "conflict", "Conflict"),
     (BadField, 422, "invalid-field", "Invalid field"),
     (ManifestError, 422, "manifest-rejected", "Manifest rejected"),
     (DatabaseUnavailable, 503, "unavailable", "ops-db unavailable"),
@@ -130,6 +143,8 @@ def _known(request: Request, exc: Exception) -> Response:
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             if status == 503:
                 headers = {"Retry-After": "30"}
+            if isinstance(exc, TooManyRequests):
+                headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
             return _answer(request, status, slug, title, str(exc), errors=errors, headers=headers)
     return _internal(request, exc)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
 from ccat_hpc.pipeline.manifest import MAX_MANIFEST_BYTES
 
@@ -18,9 +19,15 @@ class ApiSettings:
     rate_per_second: float = 50.0
     #: how many requests a token may make at once before the rate applies
     rate_burst: int = 200
+    #: long-polls one token may hold at once
+    waits_per_token: int = 8
     #: the longest a long-poll (``staging/{id}/wait``) holds a request
     wait_max_seconds: float = 60.0
     #: the status summary (API and monitor) is at most this old (0: computed every time)
     status_max_age_seconds: float = 15.0
     #: sign-in cookies only over HTTPS (set behind a TLS proxy)
     secure_cookies: bool = False
+    #: the key of the web UI's form fields (one per server; workers share it)
+    form_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    #: manifests filed at once (each is held in memory while it is checked)
+    max_concurrent_filings: int = 2

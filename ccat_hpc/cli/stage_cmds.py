@@ -262,11 +262,12 @@ def list_command(
 
     client = app.api_client()
     if client is not None:  # the API lists the token user's own unless told another
-        rows = client.get("/api/v1/staging", params={"user": user, "all": show_all or None})
+        params = {"user": user, "all": show_all or None, "limit": 500}
+        rows = client.get("/api/v1/staging", params=params)["items"]
     else:
         who = current_user() if mine else user
         with transaction(app.sessions()) as session:
-            rows = list_requests(session, who, show_all=show_all)
+            rows = list_requests(session, who, show_all=show_all).items
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

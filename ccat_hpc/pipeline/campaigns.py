@@ -48,7 +48,7 @@ from ccat_hpc.db.states import (
     PhysicalCopyState,
 )
 from ccat_hpc.db.transitions import in_chunks, move
-from ccat_hpc.errors import NotFoundError, UsageError
+from ccat_hpc.errors import NotFoundError, StateConflict, UsageError
 from ccat_hpc.inventory import lookup
 from ccat_hpc.inventory.observations import (
     ObservationFilter,
@@ -385,7 +385,7 @@ def _change(
     if new is K.CANCELLED:
         values["finished_at"] = utcnow()
     if not move(session, Campaign, [campaign_id], old, new, **values):
-        raise UsageError(f"campaign {campaign_id} is {found.state.value}: cannot {verb} it")
+        raise StateConflict(f"campaign {campaign_id} is {found.state.value}: cannot {verb} it")
 
 
 def retry(session: Session, campaign_id: int) -> int:
@@ -393,7 +393,7 @@ def retry(session: Session, campaign_id: int) -> int:
     ACTIVE again. The number of items."""
     found = campaign(session, campaign_id)
     if found.state is K.CANCELLED:
-        raise UsageError(f"campaign {campaign_id} is cancelled: create a new one")
+        raise StateConflict(f"campaign {campaign_id} is cancelled: create a new one")
     again = _move_items(
         session,
         campaign_id,
@@ -492,8 +492,14 @@ def _failures(session: Session, campaign_id: int, limit: int) -> list[tuple[str,
     return [(name or str(item.executed_obs_unit_id), item.detail or "") for item, name in rows]
 
 
-def campaigns(session: Session, *, open_only: bool = False) -> list[Progress]:
+def campaigns(
+    session: Session, *, open_only: bool = False, limit: int | None = None
+) -> list[Progress]:
+    """Campaigns with their progress, oldest first; with ``limit``, the newest that many,
+    newest first."""
     query = select(Campaign.id).order_by(Campaign.id)
+    if limit is not None:
+        query = select(Campaign.id).order_by(Campaign.id.desc()).limit(limit)
     if open_only:
         query = query.where(Campaign.state.in_((K.ACTIVE, K.PAUSED)))
     return [progress(session, i, failures=0) for i in session.scalars(query)]

@@ -44,7 +44,7 @@ from ccat_hpc.db.models import (
 from ccat_hpc.db.models.staging import staging_job_file, staging_job_raw_data_package
 from ccat_hpc.db.states import LocationType, PhysicalCopyState, RawDataFileState, StagingJobState
 from ccat_hpc.db.transitions import in_chunks, move
-from ccat_hpc.errors import CcatHpcError, NotFoundError, UsageError
+from ccat_hpc.errors import CcatHpcError, NotFoundError, StateConflict, UsageError
 from ccat_hpc.inventory import lookup
 from ccat_hpc.inventory.observations import (
     ObservationFilter,
@@ -60,6 +60,8 @@ S = StagingJobState
 #: a request holds its files (and counts against the quota) in these states
 LIVE = (S.PENDING, S.SUBMITTED, S.STAGING, S.RETRY_WAIT, S.STAGED)
 DEFAULT_DAYS = 14
+#: the most files the observations of one request may hold (before --files narrows them)
+MAX_SELECTED_FILES = 500_000
 
 
 class QuotaExceeded(CcatHpcError):
@@ -160,6 +162,12 @@ def select_files(session: Session, wanted: Selection) -> list[WantedFile]:
         .where(*_conditions(session, wanted))
         .order_by(RawDataFile.relative_path)
     )
+    count = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    if (count or 0) > MAX_SELECTED_FILES:
+        raise UsageError(
+            f"the selection names {count} files, more than {MAX_SELECTED_FILES} in one "
+            "request: narrow it (--since/--until, --module, --execution) or ask in parts"
+        )
     found = [WantedFile(*row) for row in session.execute(query)]
     if wanted.files is not None:
         found = [f for f in found if fnmatch.fnmatchcase(f.relative_path, wanted.files)]
@@ -275,6 +283,8 @@ def create_request(
     _check_archived(files)
     place = processing_location(session, location)
     user = user_row(session, check_username(username))
+    # one request of a user at a time past this point: two cannot both fit the quota
+    session.execute(select(User.id).where(User.id == user.id).with_for_update())
     _check_quota(session, user, place, files)
     lifetime = days if days is not None else place.retention_days or DEFAULT_DAYS
     release_after = utcnow() + timedelta(days=lifetime)
@@ -435,11 +445,13 @@ def release(session: Session, staging_id: int, *, now: datetime | None = None) -
     elif job.state in (S.PENDING, S.RETRY_WAIT):
         moved = move(session, StagingJob, [job.id], job.state, S.CANCELLED, finished_at=when)
     elif job.state in (S.SUBMITTED, S.STAGING):
-        raise UsageError(f"staging {staging_id} is being staged now; release it once it is READY")
+        raise StateConflict(
+            f"staging {staging_id} is being staged now; release it once it is READY"
+        )
     else:
         return Released(job.state)
     if not moved:
-        raise UsageError(f"staging {staging_id} changed meanwhile; ask again")
+        raise StateConflict(f"staging {staging_id} changed meanwhile; ask again")
     session.refresh(job)
     refresh_expiry(session, job.destination_location_id, files_of(session, job.id))
     return Released(job.state, remove_folder(job.destination_location, job.destination_path))

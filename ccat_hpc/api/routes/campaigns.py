@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.policy import Caller, require_scope
 from ccat_hpc.api.deps import SessionsDep, audit, needs
-from ccat_hpc.api.routes.common import MAX_ID, time_field
+from ccat_hpc.api.routes.common import MAX_ID, Body, existing_user, time_field
 from ccat_hpc.db.session import transaction
 from ccat_hpc.jobs.campaign_batch import queue_campaign
 from ccat_hpc.pipeline import campaigns as campaign_rules
@@ -24,10 +24,8 @@ CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class CampaignBody(BaseModel):
+class CampaignBody(Body):
     """A campaign of ``kind`` over a selection (every field given narrows it)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["re-archive", "re-verify", "re-stage"]
     site: Name | None = None
@@ -53,9 +51,7 @@ class Queued(BaseModel):
     tasks_at_once: int
 
 
-class Note(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Note(Body):
     reason: Annotated[str, Field(max_length=500)] | None = None
 
 
@@ -96,6 +92,8 @@ def queue_for(
         keep_days=body.days,
     )
     with transaction(factory) as session:
+        if body.user is not None and body.user != caller.username:
+            existing_user(session, body.user)
         shown = queue_campaign(session, wanted)
         audit(
             session, caller, request, f"campaign {shown['id']} ({body.kind})", campaign=shown["id"]
@@ -108,10 +106,12 @@ def list_campaigns(
     caller: Reader,
     factory: SessionsDep,
     everyone: Annotated[bool, Query(alias="all", description="Also finished ones")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
-    """Campaigns with their progress, open ones unless ``all``."""
+    """Campaigns with their progress, newest first: open ones unless ``all``."""
     with transaction(factory) as session:
-        return [c.as_json() for c in campaign_rules.campaigns(session, open_only=not everyone)]
+        found = campaign_rules.campaigns(session, open_only=not everyone, limit=limit)
+        return [c.as_json() for c in found]
 
 
 @router.get("/{campaign_id}", response_model=dict[str, Any])

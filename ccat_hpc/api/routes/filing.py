@@ -9,6 +9,7 @@ instrument's observations only.
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.policy import Caller, require
 from ccat_hpc.api.deps import SessionsDep, needs
-from ccat_hpc.api.problems import problem_response
+from ccat_hpc.api.problems import TooManyRequests, problem_response
 from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_parsed
 from ccat_hpc.pipeline.manifest import Manifest, decode_manifest, parse_manifest_text
 
@@ -56,15 +57,28 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 async def file_for(
+    request: Request, caller: Caller, factory: sessionmaker[Session], name: str
+) -> IntakeOutcome:
+    """File the manifest in the request's body as ``caller`` (the API's body, the web
+    UI's upload). A few at a time (429 beyond: each is held in memory while it is
+    checked); the checks run on a worker thread. ManifestError for a bad one,
+    AccessDenied for another instrument's."""
+    filings: threading.BoundedSemaphore = request.app.state.filings
+    if not filings.acquire(blocking=False):
+        raise TooManyRequests("other manifests are being filed now; try again shortly", 2)
+    try:
+        data = await request.body()
+        return await run_in_threadpool(_file_bytes, caller, factory, data, name)
+    finally:
+        filings.release()
+
+
+def _file_bytes(
     caller: Caller, factory: sessionmaker[Session], data: bytes, name: str
 ) -> IntakeOutcome:
-    """File a manifest's bytes as ``caller`` (the API's body, the web UI's upload):
-    ManifestError for a bad one, AccessDenied for another instrument's."""
     manifest, digest = parse_manifest_text(decode_manifest(data))
     require(caller, "observations:file", instrument=manifest.instrument)
-    return await run_in_threadpool(
-        file_parsed, factory, Path(name), manifest, digest, caller.username
-    )
+    return file_parsed(factory, Path(name), manifest, digest, caller.username)
 
 
 def manifest_body() -> dict[str, Any]:
@@ -95,7 +109,7 @@ async def file_observation(
 ) -> JSONResponse:
     """File one execution of one instrument module (201), or find it filed with this
     content already (200); 422 names what is wrong and nothing is written."""
-    outcome = await file_for(caller, factory, await request.body(), name)
+    outcome = await file_for(request, caller, factory, name)
     if outcome.status is IntakeStatus.DEFERRED:
         return problem_response(
             503,

@@ -14,27 +14,34 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.policy import AccessDenied, Caller, may_act_for
 from ccat_hpc.api.deps import CallerDep, SessionsDep, SettingsDep, audit
-from ccat_hpc.api.routes.common import MAX_ID, time_field
+from ccat_hpc.api.limits import WaitCounter
+from ccat_hpc.api.routes.common import MAX_ID, Body, existing_user, time_field
 from ccat_hpc.db.session import transaction
-from ccat_hpc.inventory.staging import FINAL, describe, list_requests, location_root, owner_of
+from ccat_hpc.inventory.staging import (
+    FINAL,
+    MAX_LISTED,
+    describe,
+    list_requests,
+    location_root,
+    owner_of,
+)
 from ccat_hpc.pipeline.staging_request import Selection, create_request, release
 
 router = APIRouter(prefix="/api/v1/staging", tags=["staging"])
 StagingId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-#: how often a long-poll looks at the request again
-POLL_SECONDS = 0.5
+#: a long-poll looks at the request again after 0.5 s, then ever less often, up to 5 s
+FIRST_POLL_SECONDS = 0.5
+LAST_POLL_SECONDS = 5.0
 
 
-class StagingBody(BaseModel):
+class StagingBody(Body):
     """What to stage: every field given narrows the selection (one names observations)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     program: Name | None = None
     obs_unit: Name | None = None
@@ -60,7 +67,7 @@ class NewStaging(BaseModel):
     release_after: str
 
 
-class Staging(BaseModel):
+class StagingRow(BaseModel):
     id: int
     name: str
     user: str | None
@@ -78,6 +85,9 @@ class Staging(BaseModel):
     release_after: str | None
     retry_after: str | None
     reason: str | None
+
+
+class Staging(StagingRow):
     log: list[str]
 
 
@@ -97,6 +107,8 @@ Stager = Annotated[Caller, Depends(_staging_caller)]
 
 
 def _check_owner(caller: Caller, owner: str | None) -> None:
+    if owner is None and "staging:all" in caller.scopes:
+        return  # a request of no one (its user was removed): operators act on it
     if owner is None or not may_act_for(caller, owner):
         raise AccessDenied(f"{caller.username} may act on their own staging requests only")
 
@@ -128,6 +140,8 @@ def stage_for(
         body.files,
     )
     with transaction(factory) as session:
+        if owner != caller.username:
+            existing_user(session, owner)
         made = create_request(
             session, wanted, owner, location=body.location, days=body.days, name=body.name
         )
@@ -143,19 +157,30 @@ def stage_for(
     )
 
 
-@router.get("", response_model=list[Staging])
+class StagingPage(BaseModel):
+    items: list[StagingRow]
+    next_after: int | None
+
+
+@router.get("", response_model=StagingPage)
 def list_staging(
     caller: Stager,
     factory: SessionsDep,
     user: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     everyone: Annotated[bool, Query(alias="all", description="Also finished ones")] = False,
-) -> list[dict[str, Any]]:
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+) -> StagingPage:
     """Requests newest first: the caller's own, or (operators) a user's or everyone's."""
     if "staging:all" not in caller.scopes:
         _check_owner(caller, user or caller.username)
         user = caller.username
     with transaction(factory) as session:
-        return list_requests(session, user, show_all=everyone)
+        page = list_requests(session, user, show_all=everyone, limit=limit, after=after)
+    rows = [StagingRow.model_validate(row) for row in page.items]
+    return StagingPage(
+        items=rows, next_after=None if page.next_after is None else int(page.next_after)
+    )
 
 
 @router.get("/{staging_id}", response_model=Staging)
@@ -168,6 +193,7 @@ def show_staging(caller: Stager, factory: SessionsDep, staging_id: StagingId) ->
 
 @router.get("/{staging_id}/wait", response_model=Staging)
 async def wait_staging(
+    request: Request,
     caller: Stager,
     factory: SessionsDep,
     settings: SettingsDep,
@@ -175,13 +201,19 @@ async def wait_staging(
     timeout: Annotated[float, Query(ge=0, le=3600, description="Seconds to wait at most")] = 30,
 ) -> dict[str, Any]:
     """Long-poll: answers once the request is READY, FAILED, cancelled or released, or
-    after ``timeout`` seconds (at most the server's limit) with its state then."""
+    after ``timeout`` seconds (at most the server's limit) with its state then. A
+    token holds at most a few waits at once (429 beyond)."""
     deadline = time.monotonic() + min(timeout, settings.wait_max_seconds)
-    while True:
-        shown = await run_in_threadpool(_look, caller, factory, staging_id)
-        if shown["state"] in FINAL or time.monotonic() >= deadline:
-            return shown
-        await anyio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    waits: WaitCounter = request.app.state.waits
+    with waits.one(caller.token or caller.username):
+        pause = FIRST_POLL_SECONDS
+        while True:
+            shown = await run_in_threadpool(_look, caller, factory, staging_id)
+            left = deadline - time.monotonic()
+            if shown["state"] in FINAL or left <= 0 or await request.is_disconnected():
+                return shown
+            await anyio.sleep(min(pause, left))
+            pause = min(LAST_POLL_SECONDS, pause * 2)
 
 
 def _look(caller: Caller, factory: sessionmaker[Session], staging_id: int) -> dict[str, Any]:

@@ -8,13 +8,17 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.tokens import TokenRefused, caller_of
 from ccat_hpc.api.deps import TOKEN_COOKIE, SessionsDep
 from ccat_hpc.api.routes.common import MAX_ID
 from ccat_hpc.api.ui.web import (
+    REASONS,
     PageCaller,
+    ReaderPage,
     check_form,
     form_fields,
     render,
@@ -41,22 +45,27 @@ def home() -> Response:
 def sign_in_page(
     request: Request,
     next_page: Annotated[str | None, Query(alias="next", max_length=500)] = None,
-    reason: Annotated[str | None, Query(max_length=500)] = None,
+    reason: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    return render(request, "signin.html", None, target=safe_target(next_page), reason=reason)
+    shown = REASONS.get(reason or "")
+    return render(request, "signin.html", None, target=safe_target(next_page), reason=shown)
 
 
 @router.post("/signin")
 async def sign_in(request: Request, factory: SessionsDep) -> Response:
-    fields = await form_fields(request)
+    fields = await form_fields(request)  # refuses a form of another site (a forced sign-in)
     token = fields.get("token", "").strip()
     target = safe_target(fields.get("next"))
     try:
-        with transaction(factory) as session:
-            caller_of(session, token)
+        await run_in_threadpool(_check_token, factory, token)
     except TokenRefused as exc:
         return render(request, "signin.html", None, 401, target=target, reason=str(exc))
     return sign_in_response(request, token, target)
+
+
+def _check_token(factory: sessionmaker[Session], token: str) -> None:
+    with transaction(factory) as session:
+        caller_of(session, token)
 
 
 @router.post("/signout")
@@ -70,7 +79,7 @@ async def sign_out(request: Request, caller: PageCaller) -> Response:
 @router.get("/observations")
 def observations(
     request: Request,
-    caller: PageCaller,
+    caller: ReaderPage,
     factory: SessionsDep,
     program: Annotated[str | None, Query(max_length=200)] = None,
     obs_unit: Annotated[str | None, Query(max_length=200)] = None,
@@ -99,7 +108,7 @@ def observations(
 @router.get("/observations/{execution_id}")
 def observation(
     request: Request,
-    caller: PageCaller,
+    caller: ReaderPage,
     factory: SessionsDep,
     execution_id: uuid.UUID,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
@@ -113,7 +122,7 @@ def observation(
 @router.get("/files/{file_id}")
 def file(
     request: Request,
-    caller: PageCaller,
+    caller: ReaderPage,
     factory: SessionsDep,
     file_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Response:

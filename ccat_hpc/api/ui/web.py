@@ -21,10 +21,12 @@ from ccat_hpc.access.policy import AccessDenied, Caller, require_scope
 from ccat_hpc.access.tokens import TokenRefused, caller_of
 from ccat_hpc.api.deps import TOKEN_COOKIE, sessions, settings
 from ccat_hpc.db.session import transaction
+from ccat_hpc.errors import UsageError
 from ccat_hpc.units import human_bytes
 
 SIGN_IN = "/ui/signin"
 MAX_FIELD = 4096
+MAX_FIELDS = 50
 
 
 class SignInNeeded(Exception):
@@ -62,30 +64,54 @@ def error_page(request: Request, status: int, title: str, detail: str) -> Respon
     return render(request, "error.html", None, status, title=title, detail=detail)
 
 
+#: why the sign-in page is shown again (the page says it; no text comes from the URL)
+REASONS = {
+    "signin": "Sign in with your API token.",
+    "refused": "Your token was refused (unknown, expired or revoked): sign in with a valid one.",
+}
+
+
 def _to_sign_in(request: Request, exc: Exception) -> Response:
     target = urllib.parse.quote(request.url.path, safe="/")
-    reason = urllib.parse.quote(str(exc))
+    reason = "refused" if isinstance(exc, SignInNeeded) and str(exc) == "refused" else "signin"
     return RedirectResponse(f"{SIGN_IN}?next={target}&reason={reason}", status_code=303)
 
 
-def csrf_of(token: str) -> str:
-    return hashlib.sha256(b"ccat-hpc ui form:" + token.encode()).hexdigest()[:32]
+def csrf_of(request: Request, token: str) -> str:
+    """The forms' field of one signed-in token, keyed with the server's form key."""
+    key = settings(request).form_key.encode()
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def page_caller(request: Request) -> Caller:
+    """The signed-in caller of a page (any scope); to the sign-in page without one."""
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
-        raise SignInNeeded("sign in with your API token")
+        raise SignInNeeded("signin")
     try:
         with transaction(sessions(request)) as session:
             caller = caller_of(session, token)
-    except TokenRefused as exc:
-        raise SignInNeeded(str(exc)) from None
-    request.state.csrf = csrf_of(token)
+    except TokenRefused:
+        raise SignInNeeded("refused") from None
+    request.state.csrf = csrf_of(request, token)
     return caller
 
 
 PageCaller = Annotated[Caller, Depends(page_caller)]
+
+
+def page_needs(scope: str) -> Any:
+    """A page's caller, who must hold ``scope`` (an error page says so otherwise)."""
+
+    def check(caller: PageCaller) -> Caller:
+        require_scope(caller, scope)
+        return caller
+
+    return Depends(check)
+
+
+ReaderPage = Annotated[Caller, page_needs("read")]
+StagerPage = Annotated[Caller, page_needs("staging:own")]
 
 
 def render(
@@ -104,14 +130,30 @@ def render(
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """The fields of a posted form (the last of each name), each at most 4 KiB."""
+    """The fields of a form posted from this site (the last of each name), each at
+    most 4 KiB; AccessDenied for a form another site sent, UsageError for one too big."""
+    check_same_site(request)
     body = (await request.body()).decode("utf-8", "replace")
-    fields = dict(urllib.parse.parse_qsl(body, keep_blank_values=True, max_num_fields=50))
-    return {k: v[:MAX_FIELD].replace("\x00", "") for k, v in fields.items()}
+    try:
+        pairs = urllib.parse.parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise UsageError(f"a form has at most {MAX_FIELDS} fields") from None
+    return {k: v[:MAX_FIELD].replace("\x00", "") for k, v in pairs}
+
+
+def check_same_site(request: Request) -> None:
+    """AccessDenied for a request a page of another site made (what browsers say of it)."""
+    fetched_by = request.headers.get("sec-fetch-site")
+    if fetched_by is not None and fetched_by not in ("same-origin", "none"):
+        raise AccessDenied("a form of another site is refused")
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise AccessDenied("a form of another site is refused")
 
 
 def check_form(request: Request, fields: dict[str, str]) -> None:
     """AccessDenied unless the form came from a page of this signed-in session."""
+    check_same_site(request)
     expected = getattr(request.state, "csrf", "")
     if not expected or not hmac.compare_digest(fields.get("csrf", ""), expected):
         raise AccessDenied("the form has expired or came from elsewhere: reload the page")

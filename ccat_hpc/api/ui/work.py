@@ -1,21 +1,33 @@
 """The web UI's working pages: the pipeline monitor, the signed-in scientist's staging
-requests (request and release), and campaigns (operators act on them)."""
+requests (request and release), campaigns (operators act on them), and filing a
+manifest. A form's work runs on a worker thread (never on the server's event loop)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from ccat_hpc.access.policy import AccessDenied, Caller, require_scope
 from ccat_hpc.api.deps import SessionsDep
 from ccat_hpc.api.routes.campaigns import CampaignBody, control, queue_for
+from ccat_hpc.api.routes.common import MAX_ID
 from ccat_hpc.api.routes.filing import file_for
 from ccat_hpc.api.routes.staging import StagingBody, release_for, stage_for
 from ccat_hpc.api.ui.chart import line_chart
-from ccat_hpc.api.ui.web import PageCaller, check_form, form_fields, may, render
+from ccat_hpc.api.ui.web import (
+    ReaderPage,
+    StagerPage,
+    check_form,
+    check_same_site,
+    form_fields,
+    may,
+    render,
+)
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.session import transaction
 from ccat_hpc.errors import CcatHpcError
@@ -26,10 +38,14 @@ from ccat_hpc.pipeline import campaigns as campaign_rules
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 CAMPAIGN_VERBS = ("pause", "resume", "cancel")
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+#: rows a page shows at most
+SHOWN = 100
+FORM_PROBLEMS = (CcatHpcError, AccessDenied, ValidationError)
 
 
 @router.get("/monitor")
-def monitor(request: Request, caller: PageCaller, factory: SessionsDep) -> Response:
+def monitor(request: Request, caller: ReaderPage, factory: SessionsDep) -> Response:
     status = request.app.state.status.get(factory)
     with transaction(factory) as session:
         rates = transfer_rates(session, utcnow(), 24)
@@ -42,16 +58,16 @@ def _staging_page(
     factory: SessionsDep,
     message: str | None = None,
     problem: str | None = None,
-    status: int = 200,
+    code: int = 200,
 ) -> Response:
     with transaction(factory) as session:
-        requests = list_requests(session, caller.username, show_all=True)[:100]
+        requests = list_requests(session, caller.username, show_all=True, limit=SHOWN).items
         units = [u.name for p in catalog_overview(session).observing_programs for u in p.obs_units]
     return render(
         request,
         "staging.html",
         caller,
-        status,
+        code,
         requests=requests,
         obs_units=units,
         message=message,
@@ -61,36 +77,45 @@ def _staging_page(
 
 
 @router.get("/staging")
-def staging(request: Request, caller: PageCaller, factory: SessionsDep) -> Response:
+def staging(request: Request, caller: StagerPage, factory: SessionsDep) -> Response:
     return _staging_page(request, caller, factory)
 
 
-@router.post("/staging")
-async def request_staging(request: Request, caller: PageCaller, factory: SessionsDep) -> Response:
-    fields = await form_fields(request)
+async def _form_action(
+    request: Request, action: Callable[[dict[str, str]], Any]
+) -> tuple[Any, str | None]:
+    """Run a form's action on a worker thread: (its result, None) or (None, the problem)."""
     try:
+        fields = await form_fields(request)
         check_form(request, fields)
+        return await run_in_threadpool(action, fields), None
+    except FORM_PROBLEMS as exc:
+        return None, _one_line(exc)
+
+
+@router.post("/staging")
+async def request_staging(request: Request, caller: StagerPage, factory: SessionsDep) -> Response:
+    def act(fields: dict[str, str]) -> Any:
         wanted = {k: v for k, v in fields.items() if k in ("obs_unit", "files", "days") and v}
-        made = stage_for(request, caller, factory, StagingBody.model_validate(wanted))
-    except (CcatHpcError, AccessDenied, ValidationError) as exc:
-        return _staging_page(request, caller, factory, problem=_one_line(exc), status=400)
-    return _staging_page(
-        request, caller, factory, message=f"staging request {made.id}: {made.files} file(s)"
+        return stage_for(request, caller, factory, StagingBody.model_validate(wanted))
+
+    made, problem = await _form_action(request, act)
+    message = None if made is None else f"staging request {made.id}: {made.files} file(s)"
+    return await run_in_threadpool(
+        _staging_page, request, caller, factory, message, problem, 400 if problem else 200
     )
 
 
 @router.post("/staging/{staging_id}/release")
 async def release(
-    request: Request, caller: PageCaller, factory: SessionsDep, staging_id: int
+    request: Request, caller: StagerPage, factory: SessionsDep, staging_id: ItemId
 ) -> Response:
-    fields = await form_fields(request)
-    try:
-        check_form(request, fields)
-        released = release_for(request, caller, factory, staging_id)
-    except (CcatHpcError, AccessDenied) as exc:
-        return _staging_page(request, caller, factory, problem=_one_line(exc), status=400)
-    return _staging_page(
-        request, caller, factory, message=f"staging request {staging_id}: {released.state}"
+    released, problem = await _form_action(
+        request, lambda _fields: release_for(request, caller, factory, staging_id)
+    )
+    message = None if released is None else f"staging request {staging_id}: {released.state}"
+    return await run_in_threadpool(
+        _staging_page, request, caller, factory, message, problem, 400 if problem else 200
     )
 
 
@@ -99,15 +124,15 @@ def _campaigns_page(
     caller: Caller,
     factory: SessionsDep,
     problem: str | None = None,
-    status: int = 200,
+    code: int = 200,
 ) -> Response:
     with transaction(factory) as session:
-        shown = [c.as_json() for c in campaign_rules.campaigns(session)][:100]
+        shown = [c.as_json() for c in campaign_rules.campaigns(session, limit=SHOWN)]
     return render(
         request,
         "campaigns.html",
         caller,
-        status,
+        code,
         campaigns=shown,
         problem=problem,
         can_run=may(caller, "campaigns"),
@@ -115,35 +140,38 @@ def _campaigns_page(
 
 
 @router.get("/campaigns")
-def campaigns(request: Request, caller: PageCaller, factory: SessionsDep) -> Response:
+def campaigns(request: Request, caller: ReaderPage, factory: SessionsDep) -> Response:
     return _campaigns_page(request, caller, factory)
 
 
 @router.post("/campaigns")
-async def create_campaign(request: Request, caller: PageCaller, factory: SessionsDep) -> Response:
-    fields = await form_fields(request)
-    try:
-        check_form(request, fields)
+async def create_campaign(request: Request, caller: ReaderPage, factory: SessionsDep) -> Response:
+    def act(fields: dict[str, str]) -> Any:
         wanted = {k: v for k, v in fields.items() if k in ("kind", "location", "to", "name") and v}
-        queue_for(request, caller, factory, CampaignBody.model_validate(wanted))
-    except (CcatHpcError, AccessDenied, ValidationError) as exc:
-        return _campaigns_page(request, caller, factory, problem=_one_line(exc), status=400)
-    return RedirectResponse("/ui/campaigns", status_code=303)
+        return queue_for(request, caller, factory, CampaignBody.model_validate(wanted))
+
+    return await _then_campaigns(request, caller, factory, act)
 
 
 @router.post("/campaigns/{campaign_id}/{verb}")
 async def control_campaign(
-    request: Request, caller: PageCaller, factory: SessionsDep, campaign_id: int, verb: str
+    request: Request, caller: ReaderPage, factory: SessionsDep, campaign_id: ItemId, verb: str
 ) -> Response:
-    fields = await form_fields(request)
-    try:
-        check_form(request, fields)
+    def act(_fields: dict[str, str]) -> Any:
         if verb not in CAMPAIGN_VERBS:
             raise AccessDenied(f"no such action: {verb}")
-        control(request, caller, factory, campaign_id, verb, None)
-    except (CcatHpcError, AccessDenied) as exc:
-        return _campaigns_page(request, caller, factory, problem=_one_line(exc), status=400)
-    return RedirectResponse("/ui/campaigns", status_code=303)
+        return control(request, caller, factory, campaign_id, verb, None)
+
+    return await _then_campaigns(request, caller, factory, act)
+
+
+async def _then_campaigns(
+    request: Request, caller: Caller, factory: SessionsDep, act: Callable[[dict[str, str]], Any]
+) -> Response:
+    _done, problem = await _form_action(request, act)
+    if problem is None:
+        return RedirectResponse("/ui/campaigns", status_code=303)
+    return await run_in_threadpool(_campaigns_page, request, caller, factory, problem, 400)
 
 
 def _one_line(exc: Exception) -> str:
@@ -153,23 +181,24 @@ def _one_line(exc: Exception) -> str:
 
 
 @router.get("/file")
-def file_page(request: Request, caller: PageCaller) -> Response:
+def file_page(request: Request, caller: ReaderPage) -> Response:
     return render(request, "file_manifest.html", caller, can_file=may(caller, "observations:file"))
 
 
 @router.post("/file")
 async def file_manifest(
     request: Request,
-    caller: PageCaller,
+    caller: ReaderPage,
     factory: SessionsDep,
     name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^/]+$")] = "upload",
 ) -> Response:
     """A manifest uploaded from the page (its script posts the file's bytes)."""
     try:
+        check_same_site(request)
         check_form(request, {"csrf": request.headers.get("x-csrf-token", "")})
         require_scope(caller, "observations:file")
-        outcome = await file_for(caller, factory, await request.body(), name)
-    except (CcatHpcError, AccessDenied) as exc:
+        outcome = await file_for(request, caller, factory, name)
+    except FORM_PROBLEMS as exc:
         return JSONResponse({"status": "rejected", "message": _one_line(exc)}, status_code=400)
     code = {"filed": 201, "unchanged": 200, "rejected": 422}.get(outcome.status.value, 503)
     return JSONResponse({"status": outcome.status.value, "message": outcome.message}, code)

@@ -84,6 +84,10 @@ def test_token_files_and_refused_tokens(served: Served, cli: InProcess, tmp_path
     assert down.returncode == 6 and "cannot reach the API" in down.stderr
     bad_url = cli(None, "status", env=as_user(served, "alice") | {"CCAT_HPC_API": "file:///etc"})
     assert bad_url.returncode == 3
+    clear = cli(
+        None, "status", env=as_user(served, "alice") | {"CCAT_HPC_API": "http://db.example"}
+    )
+    assert clear.returncode == 3 and "clear text" in clear.stderr
 
 
 @SQLITE
@@ -112,6 +116,14 @@ def test_an_instrument_files_and_watches_through_the_api(
     watched = cli(None, "watch", str(inbox), "--once", "--stable-seconds", "0", env=daq)
     assert watched.returncode == 0, watched.stderr
     assert [p.name for p in (inbox / "filed").iterdir()] == ["two.json"]
+    # a token that may not file at all stops the watcher: nothing is moved aside
+    third = SyntheticObservation("PrimeCam", "350GHz", "ECDFS-deep-001", spec.location, 1, 100)
+    drop_manifest(write_observation(third, data_root / spec.location), inbox, "four")
+    scientist = cli(
+        None, "watch", str(inbox), "--once", "--stable-seconds", "0", env=as_user(served, "alice")
+    )
+    assert scientist.returncode == 4 and "observations:file" in scientist.stderr
+    assert (inbox / "four.json").exists()
     assert sorted(p.name for p in (inbox / "rejected").iterdir()) == [
         "three.error.txt",
         "three.json",
