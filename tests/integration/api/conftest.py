@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -46,11 +45,15 @@ class Api:
         given = dict(extra) if isinstance(extra, dict) else {}
         return given | ({} if user is None else {"Authorization": f"Bearer {self.tokens[user]}"})
 
-    def get(self, path: str, user: str | None = "op", **kw: Any) -> httpx.Response:
+    def get(
+        self, path: str, user: str | None = "op", **kw: Any
+    ) -> Any:  # the test client's response
         headers = self.headers(user, kw.pop("headers", None))
         return self.client.get(path, headers=headers, **kw)
 
-    def post(self, path: str, user: str | None = "op", **kw: Any) -> httpx.Response:
+    def post(
+        self, path: str, user: str | None = "op", **kw: Any
+    ) -> Any:  # the test client's response
         headers = self.headers(user, kw.pop("headers", None))
         return self.client.post(path, headers=headers, **kw)
 
