@@ -7,6 +7,7 @@ missing server fails the tests instead of skipping them.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import uuid
@@ -168,3 +169,26 @@ def table_counts(factory: sessionmaker[Session], *tables: str) -> dict[str, Any]
             table: session.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
             for table in tables
         }
+
+
+def _uses(item: pytest.Item, service: str) -> bool:
+    """Whether a test uses ``service``: its marker, its parameters or its own code say so."""
+    if item.get_closest_marker(service) is not None or service in item.name.lower():
+        return True
+    function = getattr(item, "function", None)
+    try:
+        return function is not None and service in inspect.getsource(function).lower()
+    except (OSError, TypeError):
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, as scripts/test.sh runs the suite),
+    the tests of the one-node Slurm cluster run one after another on one worker, and so
+    do those of the shared metrics server; the rest is spread. Tests marked
+    ``exclusive`` stop a shared service and run on their own after (scripts/test.sh)."""
+    for item in items:
+        for group in ("slurm", "metrics"):
+            if _uses(item, group):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break

@@ -134,6 +134,7 @@ def all_archived(factory: sessionmaker[Session]) -> Callable[[], bool]:
     return check
 
 
+@pytest.mark.exclusive  # stops a shared service: run alone
 @pytest.mark.s3
 @pytest.mark.parametrize("archive_kind", ["s3"], indirect=True)
 def test_s3_down_opens_the_archive_breaker_chile_keeps_going_and_work_resumes(
@@ -431,6 +432,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, every: floa
     pytest.fail(f"{what}: not within {timeout} s")
 
 
+@pytest.mark.exclusive  # stops a shared service: run alone
 def test_postgresql_restarted_mid_run_the_scheduler_goes_on(
     sites: sessionmaker[Session],
     db_url: str,
@@ -467,6 +469,7 @@ def set_node(state: str) -> None:
     )
 
 
+@pytest.mark.exclusive  # stops a shared service: run alone
 @pytest.mark.slurm
 def test_a_node_going_down_under_a_task_requeues_it_and_the_work_finishes(
     sites: sessionmaker[Session],

@@ -294,6 +294,7 @@ def start_s3_server() -> None:
     subprocess.run([str(REPO / "scripts" / "s3-server.sh"), "up"], check=True, timeout=120)
 
 
+@pytest.mark.exclusive  # stops a shared service: run alone
 @pytest.mark.s3
 @pytest.mark.parametrize("archive_kind", ["s3"], indirect=True)
 def test_the_s3_server_stopping_mid_upload_records_nothing_and_the_rerun_completes(
