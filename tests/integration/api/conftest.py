@@ -121,13 +121,15 @@ def wait_until_ready(url: str, server: subprocess.Popen[Any], log: Path | None =
             time.sleep(0.1)
 
 
-def serve(db_url: str, factory: sessionmaker[Session], tmp_path: Path) -> Iterator[Served]:
+def serve(
+    db_url: str, factory: sessionmaker[Session], tmp_path: Path, *options: str
+) -> Iterator[Served]:
     tokens = add_users(factory)
     port = free_port()
     log = tmp_path / "api.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [CCAT_BIN, "--db", db_url, "api", "serve", "--port", str(port)],
+            [CCAT_BIN, "--db", db_url, "api", "serve", "--port", str(port), *options],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -8,13 +8,15 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.synthetic import SyntheticObservation, drop_manifest, write_observation
 from tests.conftest import REPO
-from tests.integration.api.conftest import SQLITE, Served
+from tests.integration.api.conftest import SQLITE, Served, serve
 from tests.integration.test_cli import InProcess
 from tests.integration.test_executors import slurm_ready
 from tests.integration.test_sbatch_wrappers import CCAT_BIN, job_end
@@ -184,3 +186,20 @@ def sbatch_parsable(args: list[str], env: dict[str, str], cwd: Path) -> str:
         check=True,
     )
     return submitted.stdout.strip().split(";")[0]
+
+
+@SQLITE
+def test_several_server_processes_serve_the_same_ops_db(
+    sites: sessionmaker[Session], db_url: str, tmp_path: Path
+) -> None:
+    for served in serve(db_url, sites, tmp_path, "--workers", "2"):
+        answers = set()
+        for _ in range(6):
+            request = urllib.request.Request(
+                f"{served.url}/api/v1/me",
+                headers={"Authorization": f"Bearer {served.tokens['alice']}"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                answers.add(json.loads(answer.read())["username"])
+        assert answers == {"alice"}
+        assert served.log.read_text().count("Started server process") == 2
