@@ -26,18 +26,34 @@ echo "== ruff" >&2
 echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
-# Two workers (pytest-xdist): tests of the one Slurm node run one after another on one
-# of them, those of the metrics server likewise; then, alone, the tests that stop a
-# shared service (marker "exclusive"). --durations shows the slowest: the CI budget.
-shared=0
-.venv/bin/pytest -n 2 --dist loadgroup -m "not exclusive" --durations=30 "$@" || shared=$?
+pytest=(.venv/bin/pytest --durations=20)
+for arg in "$@"; do  # a selection of the caller's own (-m, -n): one plain run
+    case "$arg" in -m|-m*|-n|-n*|--numprocesses*) exec "${pytest[@]}" "$@" ;; esac
+done
+# Two pytest processes at once (the machine's two cores): the tests of the one Slurm
+# node and the metrics server (marker "serial", set by tests/conftest.py) one after
+# another in one, the rest in the other; then, alone, the tests that stop a shared
+# service (marker "exclusive"). The first one's output follows the second's.
+serial_log="$(mktemp)"
+"${pytest[@]}" -m "serial and not exclusive" "$@" >"$serial_log" 2>&1 &
+serial_pid=$!
+others=0
+"${pytest[@]}" -m "not serial and not exclusive" "$@" || others=$?
+serial=0
+wait "$serial_pid" || serial=$?
+echo "== pytest: the serial tests (Slurm, metrics)" >&2
+cat "$serial_log"
+rm -f "$serial_log"
 alone=0
-.venv/bin/pytest -m exclusive --durations=10 "$@" || alone=$?
-if [ "$shared" -eq 5 ] && [ "$alone" -eq 5 ]; then
+if [ "$others" -ne 2 ] && [ "$serial" -ne 2 ]; then  # 2: interrupted or a usage error
+    echo "== pytest: the tests that stop a shared service, alone" >&2
+    "${pytest[@]}" -m exclusive "$@" || alone=$?
+fi
+if [ "$others" -eq 5 ] && [ "$serial" -eq 5 ] && [ "$alone" -eq 5 ]; then
     echo "test: pytest collected no tests; that is a failure" >&2
     exit 1
 fi
-for status in "$shared" "$alone"; do
+for status in "$others" "$serial" "$alone"; do
     if [ "$status" -ne 0 ] && [ "$status" -ne 5 ]; then
         exit "$status"
     fi

@@ -182,13 +182,12 @@ def _uses(item: pytest.Item, service: str) -> bool:
         return False
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: it selects on these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n 2 --dist loadgroup``, as scripts/test.sh runs the suite),
-    the tests of the one-node Slurm cluster run one after another on one worker, and so
-    do those of the shared metrics server; the rest is spread. Tests marked
-    ``exclusive`` stop a shared service and run on their own after (scripts/test.sh)."""
+    """Mark ``serial`` every test of the one-node Slurm cluster or the shared metrics
+    server: scripts/test.sh runs them one after another in one pytest process, beside
+    another that runs the rest (``-m "not serial and not exclusive"``), then the tests
+    marked ``exclusive`` (they stop a shared service) alone."""
     for item in items:
-        for group in ("slurm", "metrics"):
-            if _uses(item, group):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        if _uses(item, "slurm") or _uses(item, "metrics"):
+            item.add_marker(pytest.mark.serial)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+import tempfile
 import threading
 import time
 
@@ -81,13 +83,18 @@ def create_app(
     return app
 
 
-#: how `ccat-hpc api serve --workers N` hands ops-db and the settings to each worker
-DB_ENV = "CCAT_HPC_API_DB"
-SETTINGS_ENV = "CCAT_HPC_API_SETTINGS"
+#: how `ccat-hpc api serve --workers N` tells each worker where its settings are
+SETTINGS_FILE_ENV = "CCAT_HPC_API_SETTINGS_FILE"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def environment_for_workers(db_url: str, settings: ApiSettings) -> dict[str, str]:
-    return {DB_ENV: db_url, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings))}
+def write_worker_settings(folder: str, db_url: str, settings: ApiSettings) -> str:
+    """A file only its owner may read with ops-db's URL and the settings (not the
+    environment, which every child process would inherit); its path."""
+    descriptor, path = tempfile.mkstemp(prefix="ccat-hpc-api-", suffix=".json", dir=folder)
+    with os.fdopen(descriptor, "w") as handle:  # mkstemp makes it mode 600
+        json.dump({"db": db_url, "settings": dataclasses.asdict(settings)}, handle)
+    return path
 
 
 def app_from_environment() -> FastAPI:
@@ -95,8 +102,11 @@ def app_from_environment() -> FastAPI:
     from ccat_hpc.config import redact_url
     from ccat_hpc.db.session import check_schema, make_engine, make_session_factory
 
-    url = os.environ[DB_ENV]
-    settings = ApiSettings(**json.loads(os.environ[SETTINGS_ENV]))
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    with open(os.environ[SETTINGS_FILE_ENV], encoding="utf-8") as handle:
+        given = json.load(handle)
+    url = given["db"]
     engine = make_engine(url, create=False)
     check_schema(engine, redact_url(url))
+    settings = ApiSettings(**given["settings"])
     return create_app(make_session_factory(engine), engine, settings, shown_db=redact_url(url))

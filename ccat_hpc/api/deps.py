@@ -53,12 +53,17 @@ def current_caller(request: Request) -> Caller:
         raise TokenRefused("no token: send 'Authorization: Bearer <token>' (ccat-hpc token create)")
     with transaction(sessions(request)) as session:
         caller = caller_of(session, token)
+    count_request(request, caller)
+    return caller
+
+
+def count_request(request: Request, caller: Caller) -> None:
+    """Count a request against its token's rate; TooManyRequests (429) past it."""
     bucket: TokenBucket | None = request.app.state.token_bucket
     if bucket is not None:
         wait = bucket.take(f"token:{caller.token}", time.monotonic())
         if wait > 0:
             raise TooManyRequests(f"too many requests with token {caller.token}…", wait)
-    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -11,6 +11,7 @@ token buys no bucket of its own.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import threading
@@ -19,7 +20,9 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-from ccat_hpc.api.problems import MEDIA_TYPE, TYPE_PREFIX, TooManyRequests
+import anyio
+
+from ccat_hpc.api.problems import MEDIA_TYPE, TYPE_PREFIX, BodyTooLarge, TooManyRequests
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,6 +32,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: the callers remembered at once (the oldest are forgotten first)
 MAX_CALLERS = 10_000
+#: asked by supervisors and load balancers: never limited
+UNLIMITED = frozenset({"/health", "/ready"})
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 #: an address may make this many times a token's rate
 ADDRESS_FACTOR = 4
 
@@ -42,9 +48,15 @@ class TokenBucket:
         self.rate = rate
         self.burst = float(burst)
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def take(self, key: str, now: float) -> float:
-        """0.0 if ``key`` may make a request now (and count it), else the seconds to wait."""
+        """0.0 if ``key`` may make a request now (and count it), else the seconds to wait.
+        Safe from several threads at once."""
+        with self._lock:
+            return self._take(key, now)
+
+    def _take(self, key: str, now: float) -> float:
         tokens, last = self._buckets.pop(key, (self.burst, now))
         tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
         wait = 0.0
@@ -59,9 +71,16 @@ class TokenBucket:
 
 
 def address_key(scope: Scope) -> str:
-    """The client's address (a token's own rate is checked once the token is)."""
-    client = scope.get("client") or ("unknown", 0)
-    return f"address:{client[0]}"
+    """The client's address, an IPv6 address by its /64 (a host has a whole /64 to
+    choose from); a token's own rate is checked once the token is."""
+    host = str((scope.get("client") or ("unknown", 0))[0])
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"address:{host}"
+    if address.version == 6:
+        return f"address:{ipaddress.ip_network(f'{host}/64', strict=False)}"
+    return f"address:{host}"
 
 
 async def send_problem(
@@ -98,7 +117,7 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.bucket is not None:
+        if self.bucket is not None and scope["path"] not in UNLIMITED:
             wait = self.bucket.take(address_key(scope), self.clock())
             if wait > 0:
                 seconds = str(max(1, math.ceil(wait)))
@@ -112,13 +131,15 @@ class RequestLimits:
         if declared is not None and declared > limit:
             await _too_large(send, limit)
             return
-        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            body = await _read_up_to(receive, limit)
+        if declared is None and limit == self.max_body and scope["method"] in WITH_BODY:
+            body = await _read_up_to(receive, limit)  # small: read ahead, answer 413 here
             if body is None:
                 await _too_large(send, limit)
                 return
+            if isinstance(body, Disconnected):
+                return
             receive = _replay(body)
-        await self.app(scope, receive, send)
+        await self.app(scope, _counted(receive, limit), send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -136,14 +157,18 @@ async def _too_large(send: Send, limit: int) -> None:
     await send_problem(send, 413, "too-large", "Request too large", detail, {})
 
 
-async def _read_up_to(receive: Receive, limit: int) -> bytes | None:
-    """A body sent without a length, whole; None once it passes ``limit``."""
+class Disconnected:
+    """The client left before its body was whole."""
+
+
+async def _read_up_to(receive: Receive, limit: int) -> bytes | Disconnected | None:
+    """A small body sent without a length, whole; None once it passes ``limit``."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
+            return Disconnected()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -159,11 +184,28 @@ def _replay(body: bytes) -> Receive:
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            await anyio.sleep_forever()  # as a client that is still there: no disconnect
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises BodyTooLarge once more than ``limit`` bytes came (a body
+    sent without a length is counted as it streams, never read ahead)."""
+    size = 0
+
+    async def counting() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise BodyTooLarge(f"the request body is larger than {limit} bytes")
+        return message
+
+    return counting
 
 
 class WaitCounter:

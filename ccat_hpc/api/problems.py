@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from ccat_hpc.access.policy import AccessDenied, WrongInstrumentDenied
 from ccat_hpc.access.tokens import TokenRefused
@@ -74,10 +75,20 @@ class TooManyRequests(CcatHpcError):
         self.retry_after = retry_after
 
 
+class BodyTooLarge(CcatHpcError):
+    """A request body past its limit; 413."""
+
+
+class BodyTimedOut(CcatHpcError):
+    """A request body that did not arrive in time; 408."""
+
+
 #: expected errors, most specific first: (class, status, type, title)
 KNOWN: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (TokenRefused, 401, "unauthorized", "No valid token"),
     (TooManyRequests, 429, "rate-limited", "Too many requests"),
+    (BodyTooLarge, 413, "too-large", "Request too large"),
+    (BodyTimedOut, 408, "timed-out", "Request body too slow"),
     (WrongInstrumentDenied, 403, "wrong-instrument", "Another instrument's observation"),
     (AccessDenied, 403, "forbidden", "Not allowed"),
     (NotFoundError, 404, "not-found", "Not found"),
@@ -92,7 +103,7 @@ KNOWN: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (CcatHpcError, 400, "bad-request", "Bad request"),
 )
 #: statuses every endpoint may answer with a problem (documented in the OpenAPI schema)
-COMMON_STATUSES = (400, 401, 403, 404, 409, 413, 422, 429, 503)
+COMMON_STATUSES = (400, 401, 403, 404, 408, 409, 413, 422, 429, 503)
 
 
 def common_responses() -> dict[int | str, dict[str, Any]]:
@@ -192,7 +203,15 @@ def _http(request: Request, exc: Exception) -> Response:
     return _answer(request, exc.status_code, slug, detail or "Error", detail, headers=headers)
 
 
+def _gone(request: Request, exc: Exception) -> Response:
+    """The client went away while sending its body: nothing to answer, nothing to log
+    but a line."""
+    LOG.info("client left during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _gone)
     app.add_exception_handler(CcatHpcError, _known)
     app.add_exception_handler(AccessDenied, _known)
     app.add_exception_handler(RequestValidationError, _validation)

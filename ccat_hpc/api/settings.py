@@ -31,3 +31,5 @@ class ApiSettings:
     form_key: str = field(default_factory=lambda: secrets.token_hex(32))
     #: manifests filed at once (each is held in memory while it is checked)
     max_concurrent_filings: int = 2
+    #: the longest a manifest may take to arrive (a slow upload holds a filing's place)
+    body_seconds: float = 300.0

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from ccat_hpc.cli.context import AppContext, pass_app
 from ccat_hpc.errors import ConfigError
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+if TYPE_CHECKING:
+    from ccat_hpc.api.settings import ApiSettings
 
 
 @click.group()
@@ -101,13 +103,32 @@ def serve_command(
         secure_cookies=secure_cookies,
         status_max_age_seconds=status_max_age,
     )
+    from ccat_hpc.api.app import LOG_FORMAT
+
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     click.echo(f"ccat-hpc api: ops-db {app.shown_db_url()}; http://{host}:{port}/ui", err=True)
-    if workers > 1:  # each worker builds the application from the environment
-        from ccat_hpc.api.app import environment_for_workers
+    if workers > 1:
+        _serve_workers(app, settings, host, port, workers)
+        return
+    application = create_app(app.sessions(), app.engine(), settings, shown_db=app.shown_db_url())
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=True)
 
-        app.sessions()  # the schema is checked once here, with a clear error
-        os.environ.update(environment_for_workers(app.db_url, settings))
+
+def _serve_workers(
+    app: AppContext, settings: ApiSettings, host: str, port: int, workers: int
+) -> None:
+    """``workers`` processes, each building the application from a settings file that
+    only this user may read (removed when the server stops)."""
+    import tempfile
+
+    import uvicorn
+
+    from ccat_hpc.api.app import SETTINGS_FILE_ENV, write_worker_settings
+
+    app.sessions()  # the schema is checked once here, with a clear error
+    path = write_worker_settings(tempfile.gettempdir(), app.db_url, settings)
+    os.environ[SETTINGS_FILE_ENV] = path
+    try:
         uvicorn.run(
             "ccat_hpc.api.app:app_from_environment",
             factory=True,
@@ -116,6 +137,5 @@ def serve_command(
             port=port,
             log_level="info",
         )
-        return
-    application = create_app(app.sessions(), app.engine(), settings, shown_db=app.shown_db_url())
-    uvicorn.run(application, host=host, port=port, log_level="info", access_log=True)
+    finally:
+        os.unlink(path)

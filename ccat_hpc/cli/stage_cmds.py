@@ -258,16 +258,20 @@ def list_command(
     app: AppContext, mine: bool, user: str | None, show_all: bool, as_json: bool
 ) -> None:
     """Staging requests, newest first (live ones unless --all)."""
-    from ccat_hpc.inventory.staging import list_requests
+    from ccat_hpc.inventory.staging import MAX_LISTED, list_requests
 
     client = app.api_client()
     if client is not None:  # the API lists the token user's own unless told another
-        params = {"user": user, "all": show_all or None, "limit": 500}
-        rows = client.get("/api/v1/staging", params=params)["items"]
+        params = {"user": user, "all": show_all or None, "limit": MAX_LISTED}
+        page = client.get("/api/v1/staging", params=params)
+        rows, more = page["items"], page["next_after"] is not None
     else:
         who = current_user() if mine else user
         with transaction(app.sessions()) as session:
-            rows = list_requests(session, who, show_all=show_all).items
+            found = list_requests(session, who, show_all=show_all)
+        rows, more = found.items, found.next_after is not None
+    if more:
+        click.echo(f"(the newest {len(rows)} shown; there are more)", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -244,18 +244,18 @@ def _follow_the_next_steps(printed: str, cwd: Path) -> None:
 
 def _browse_the_demo_through_its_api(steps: str, exports: list[str], cwd: Path) -> None:
     """The printed `api serve` and the operator's token file reach the demo's ops-db."""
-    from tests.integration.api.conftest import free_port, wait_until_ready
+    from tests.integration.api.conftest import wait_until_ready
 
     assert "ccat-hpc api serve" in steps
     token_file = re.search(r"cat (\S+)\s+# the operator's token", steps)
     assert token_file is not None and Path(token_file.group(1)).stat().st_mode & 0o077 == 0
-    port = free_port()
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    script = "\n".join(exports) + f"\nexec ccat-hpc api serve --port {port}\n"
-    server = subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, stderr=subprocess.DEVNULL)
+    script = "\n".join(exports) + "\nexec ccat-hpc api serve --port 0\n"
+    log = cwd / "api.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(["bash", "-c", script], cwd=cwd, env=env, stderr=out)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ready(url, server)
+        url = wait_until_ready(server, log)
         command = f"ccat-hpc status --api {url} --token-file {token_file.group(1)}"
         done = subprocess.run(
             ["bash", "-c", "\n".join(exports) + f"\nunset CCAT_HPC_DB\n{command}\n"],

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ccat_hpc.access.policy import Caller, require
 from ccat_hpc.api.deps import SessionsDep, needs
-from ccat_hpc.api.problems import TooManyRequests, problem_response
+from ccat_hpc.api.problems import BodyTimedOut, TooManyRequests, problem_response
 from ccat_hpc.pipeline.intake import IntakeOutcome, IntakeStatus, file_parsed
 from ccat_hpc.pipeline.manifest import Manifest, decode_manifest, parse_manifest_text
 
@@ -67,7 +68,12 @@ async def file_for(
     if not filings.acquire(blocking=False):
         raise TooManyRequests("other manifests are being filed now; try again shortly", 2)
     try:
-        data = await request.body()
+        seconds = request.app.state.settings.body_seconds
+        try:
+            with anyio.fail_after(seconds):
+                data = await request.body()
+        except TimeoutError:
+            raise BodyTimedOut(f"the manifest did not arrive within {seconds:g} s") from None
         return await run_in_threadpool(_file_bytes, caller, factory, data, name)
     finally:
         filings.release()

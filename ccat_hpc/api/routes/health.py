@@ -25,7 +25,7 @@ class Ready(BaseModel):
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:  # on the event loop: it answers while the workers are busy
     """The process answers (ops-db is not asked)."""
     return Health(status="ok")
 

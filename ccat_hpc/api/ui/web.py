@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ccat_hpc.access.policy import AccessDenied, Caller, require_scope
 from ccat_hpc.access.tokens import TokenRefused, caller_of
-from ccat_hpc.api.deps import TOKEN_COOKIE, sessions, settings
+from ccat_hpc.api.deps import TOKEN_COOKIE, count_request, sessions, settings
 from ccat_hpc.db.session import transaction
 from ccat_hpc.errors import UsageError
 from ccat_hpc.units import human_bytes
@@ -93,6 +93,7 @@ def page_caller(request: Request) -> Caller:
             caller = caller_of(session, token)
     except TokenRefused:
         raise SignInNeeded("refused") from None
+    count_request(request, caller)
     request.state.csrf = csrf_of(request, token)
     return caller
 
@@ -142,12 +143,19 @@ async def form_fields(request: Request) -> dict[str, str]:
 
 
 def check_same_site(request: Request) -> None:
-    """AccessDenied for a request a page of another site made (what browsers say of it)."""
+    """AccessDenied for a request a page of another site made: as the browser says
+    (Sec-Fetch-Site), else by its Origin against the host asked (behind a proxy, the
+    host it forwarded)."""
     fetched_by = request.headers.get("sec-fetch-site")
-    if fetched_by is not None and fetched_by not in ("same-origin", "none"):
-        raise AccessDenied("a form of another site is refused")
+    if fetched_by is not None:
+        if fetched_by not in ("same-origin", "none"):
+            raise AccessDenied("a form of another site is refused")
+        return
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if origin is None:
+        return
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    if urllib.parse.urlsplit(origin).netloc not in hosts - {None}:
         raise AccessDenied("a form of another site is refused")
 
 

@@ -14,12 +14,14 @@ from pydantic import ValidationError
 
 from ccat_hpc.access.policy import AccessDenied, Caller, require_scope
 from ccat_hpc.api.deps import SessionsDep
+from ccat_hpc.api.problems import TooManyRequests
 from ccat_hpc.api.routes.campaigns import CampaignBody, control, queue_for
 from ccat_hpc.api.routes.common import MAX_ID
 from ccat_hpc.api.routes.filing import file_for
 from ccat_hpc.api.routes.staging import StagingBody, release_for, stage_for
 from ccat_hpc.api.ui.chart import line_chart
 from ccat_hpc.api.ui.web import (
+    PageCaller,
     ReaderPage,
     StagerPage,
     check_form,
@@ -30,11 +32,12 @@ from ccat_hpc.api.ui.web import (
 )
 from ccat_hpc.db.base import utcnow
 from ccat_hpc.db.session import transaction
-from ccat_hpc.errors import CcatHpcError
+from ccat_hpc.errors import CcatHpcError, DatabaseUnavailable
 from ccat_hpc.inventory.catalog import catalog_overview
 from ccat_hpc.inventory.staging import list_requests
 from ccat_hpc.inventory.transfer_rates import transfer_rates
 from ccat_hpc.pipeline import campaigns as campaign_rules
+from ccat_hpc.storage.base import StorageError
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 CAMPAIGN_VERBS = ("pause", "resume", "cancel")
@@ -181,23 +184,28 @@ def _one_line(exc: Exception) -> str:
 
 
 @router.get("/file")
-def file_page(request: Request, caller: ReaderPage) -> Response:
+def file_page(request: Request, caller: PageCaller) -> Response:
     return render(request, "file_manifest.html", caller, can_file=may(caller, "observations:file"))
 
 
 @router.post("/file")
 async def file_manifest(
     request: Request,
-    caller: ReaderPage,
+    caller: PageCaller,
     factory: SessionsDep,
     name: Annotated[str, Query(min_length=1, max_length=255, pattern=r"^[^/]+$")] = "upload",
 ) -> Response:
-    """A manifest uploaded from the page (its script posts the file's bytes)."""
+    """A manifest uploaded from the page (its script posts the file's bytes): as the
+    API answers, with a status and a message the page shows."""
     try:
         check_same_site(request)
         check_form(request, {"csrf": request.headers.get("x-csrf-token", "")})
         require_scope(caller, "observations:file")
         outcome = await file_for(request, caller, factory, name)
+    except TooManyRequests as exc:
+        return JSONResponse({"status": "busy", "message": str(exc)}, status_code=429)
+    except (DatabaseUnavailable, StorageError) as exc:
+        return JSONResponse({"status": "deferred", "message": str(exc)}, status_code=503)
     except FORM_PROBLEMS as exc:
         return JSONResponse({"status": "rejected", "message": _one_line(exc)}, status_code=400)
     code = {"filed": 201, "unchanged": 200, "rejected": 422}.get(outcome.status.value, 503)

@@ -3,7 +3,7 @@ one user of each role and their tokens, reached in-process through HTTP."""
 
 from __future__ import annotations
 
-import socket
+import re
 import subprocess
 import time
 import urllib.request
@@ -101,42 +101,44 @@ class Served:
     factory: sessionmaker[Session]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
-def wait_until_ready(url: str, server: subprocess.Popen[Any], log: Path | None = None) -> None:
-    """Until the server at ``url`` answers /ready (AssertionError if it exits or never does)."""
+def wait_until_ready(server: subprocess.Popen[Any], log: Path) -> str:
+    """The URL of a server started with ``--port 0`` (the port the system gave it, as
+    its log says), once it answers /ready; AssertionError if it exits or never does."""
     deadline = time.monotonic() + 30
+    url = None
     while True:
+        if url is None:
+            found = RUNNING.search(log.read_text())
+            url = found.group(1) if found else None
         try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
-                if answer.status == 200:
-                    return
+            if url is not None:
+                with urllib.request.urlopen(f"{url}/ready", timeout=2) as answer:
+                    if answer.status == 200:
+                        return url
         except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(log.read_text() if log else "no answer") from None
-            time.sleep(0.1)
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(log.read_text())
+        time.sleep(0.1)
 
 
 def serve(
     db_url: str, factory: sessionmaker[Session], tmp_path: Path, *options: str
 ) -> Iterator[Served]:
+    """``ccat-hpc api serve`` on a port of its own, with a user of each role."""
     tokens = add_users(factory)
-    port = free_port()
     log = tmp_path / "api.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [CCAT_BIN, "--db", db_url, "api", "serve", "--port", str(port), *options],
+            [CCAT_BIN, "--db", db_url, "api", "serve", "--port", "0", *options],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, server, log)
-        yield Served(url, tokens, log, factory)
+        yield Served(wait_until_ready(server, log), tokens, log, factory)
     finally:
         server.terminate()
         server.wait(20)

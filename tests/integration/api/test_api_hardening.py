@@ -165,3 +165,92 @@ def test_readiness_names_no_database(tmp_path: Path) -> None:
     assert answer.status_code == 503
     assert "db-host" not in answer.text and "not ready" in answer.json()["detail"]
     assert client.get("/health").status_code == 200
+
+
+def test_a_large_body_without_a_length_is_counted_as_it_streams(api: Api) -> None:
+    app = create_app(
+        api.factory,
+        api.factory.kw["bind"],
+        ApiSettings(rate_per_second=0, max_manifest_bytes=10_000),
+    )
+    from fastapi.testclient import TestClient
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b" " * 1000
+
+    with TestClient(app) as client:
+        big = client.post("/api/v1/observations", headers=api.headers("op"), content=chunks())
+        anonymous = client.post("/api/v1/observations", content=chunks())
+    assert big.status_code == 413 and big.json()["type"].endswith("too-large")
+    assert anonymous.status_code == 401
+
+
+def test_the_status_summary_is_shared_stale_while_one_computes_and_failures_wait(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ccat_hpc.api import snapshot
+
+    now = [0.0]
+    computed: list[int] = []
+
+    def counted(session: Session) -> dict[str, int]:
+        computed.append(1)
+        return {"n": len(computed)}
+
+    monkeypatch.setattr(snapshot, "collect_status", counted)
+    snapshots = snapshot.StatusSnapshots(15, lambda: now[0])
+    assert snapshots.get(api.factory)["n"] == 1
+    now[0] = 10
+    assert snapshots.get(api.factory)["n"] == 1  # fresh: not computed again
+    now[0] = 20
+    with snapshots._lock:  # another request computes: this one gets the last one
+        assert snapshots.get(api.factory)["n"] == 1
+    assert snapshots.get(api.factory)["n"] == 2
+
+    def failing(session: Session) -> dict[str, int]:
+        computed.append(1)
+        raise RuntimeError("ops-db went away")
+
+    monkeypatch.setattr(snapshot, "collect_status", failing)
+    now[0] = 40
+    for _ in range(3):  # the failure is answered, not retried, for a few seconds
+        with pytest.raises(RuntimeError):
+            snapshots.get(api.factory)
+    assert len(computed) == 3
+
+
+def test_forms_behind_a_proxy_and_from_browsers_that_say_where_they_come_from(api: Api) -> None:
+    sign_in(api, "op")
+    token = csrf(api, "/ui/campaigns")
+    behind_proxy = api.client.post(
+        "/ui/campaigns",
+        data={"kind": "re-verify", "csrf": token},
+        headers={"Origin": "https://ops-db.example.org", "X-Forwarded-Host": "ops-db.example.org"},
+    )
+    assert "another site" not in behind_proxy.text
+    elsewhere = api.client.post(
+        "/ui/campaigns",
+        data={"kind": "re-verify", "csrf": token},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert elsewhere.status_code == 400 and "another site" in elsewhere.text
+    same = api.client.post(
+        "/ui/campaigns",
+        data={"kind": "re-verify", "csrf": token},
+        headers={"Origin": "https://elsewhere.example", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert "another site" not in same.text
+
+
+def test_a_file_only_token_opens_the_filing_page_and_probes_are_never_limited(
+    limited: Api,
+) -> None:
+    with transaction(limited.factory) as session:
+        limited.tokens["filer"] = create_token(
+            session, "primecam-daq", scopes=["observations:file"]
+        ).token
+    sign_in(limited, "filer")
+    assert limited.client.get("/ui/file").status_code == 200
+    probes = [limited.client.get("/health").status_code for _ in range(30)]
+    assert set(probes) == {200}
