@@ -30,30 +30,39 @@ pytest=(.venv/bin/pytest --durations=20)
 for arg in "$@"; do  # a selection of the caller's own (-m, -n): one plain run
     case "$arg" in -m|-m*|-n|-n*|--numprocesses*) exec "${pytest[@]}" "$@" ;; esac
 done
-# Two pytest processes at once (the machine's two cores): the tests of the one Slurm
-# node and the metrics server (marker "serial", set by tests/conftest.py) one after
-# another in one, the rest in the other; then, alone, the tests that stop a shared
-# service (marker "exclusive"). The first one's output follows the second's.
+# Three pytest processes at once: the tests of the one Slurm node and the metrics
+# server (marker "serial", set by tests/conftest.py), which mostly wait, one after
+# another in one; the rest, module by module in turn, in two (CCAT_HPC_TEST_SHARD);
+# then, alone, the tests that stop a shared service (marker "exclusive"). The
+# background runs' output follows the foreground's.
 serial_log="$(mktemp)"
+shard_log="$(mktemp)"
 "${pytest[@]}" -m "serial and not exclusive" "$@" >"$serial_log" 2>&1 &
 serial_pid=$!
+CCAT_HPC_TEST_SHARD=1/2 "${pytest[@]}" -m "not serial and not exclusive" "$@" \
+    >"$shard_log" 2>&1 &
+shard_pid=$!
 others=0
-"${pytest[@]}" -m "not serial and not exclusive" "$@" || others=$?
+CCAT_HPC_TEST_SHARD=0/2 "${pytest[@]}" -m "not serial and not exclusive" "$@" || others=$?
+shard=0
+wait "$shard_pid" || shard=$?
 serial=0
 wait "$serial_pid" || serial=$?
+echo "== pytest: the other half of the tests" >&2
+cat "$shard_log"
 echo "== pytest: the serial tests (Slurm, metrics)" >&2
 cat "$serial_log"
-rm -f "$serial_log"
+rm -f "$serial_log" "$shard_log"
 alone=0
-if [ "$others" -ne 2 ] && [ "$serial" -ne 2 ]; then  # 2: interrupted or a usage error
+if [ "$others" -ne 2 ] && [ "$shard" -ne 2 ] && [ "$serial" -ne 2 ]; then  # 2: interrupted
     echo "== pytest: the tests that stop a shared service, alone" >&2
     "${pytest[@]}" -m exclusive "$@" || alone=$?
 fi
-if [ "$others" -eq 5 ] && [ "$serial" -eq 5 ] && [ "$alone" -eq 5 ]; then
+if [ "$others" -eq 5 ] && [ "$shard" -eq 5 ] && [ "$serial" -eq 5 ] && [ "$alone" -eq 5 ]; then
     echo "test: pytest collected no tests; that is a failure" >&2
     exit 1
 fi
-for status in "$others" "$serial" "$alone"; do
+for status in "$others" "$shard" "$serial" "$alone"; do
     if [ "$status" -ne 0 ] && [ "$status" -ne 5 ]; then
         exit "$status"
     fi

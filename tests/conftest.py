@@ -191,3 +191,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _uses(item, "slurm") or _uses(item, "metrics"):
             item.add_marker(pytest.mark.serial)
+    shard = os.environ.get(SHARD_ENV)
+    if shard:
+        _keep_shard(config, items, shard)
+
+
+#: "I/N": of the tests neither serial nor exclusive, keep the modules of share I of N
+SHARD_ENV = "CCAT_HPC_TEST_SHARD"
+
+
+def _keep_shard(config: pytest.Config, items: list[pytest.Item], shard: str) -> None:
+    """Every Nth module (in path order) of the tests that may run beside others: N
+    pytest processes at once take the suite's modules in turn (scripts/test.sh)."""
+    index, count = (int(part) for part in shard.split("/"))
+    shared = [i for i in items if not i.get_closest_marker("serial")]
+    shared = [i for i in shared if not i.get_closest_marker("exclusive")]
+    modules = sorted({item.nodeid.split("::")[0] for item in shared})
+    mine = set(modules[index::count])
+    dropped = [i for i in shared if i.nodeid.split("::")[0] not in mine]
+    if dropped:
+        gone = set(map(id, dropped))
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if id(i) not in gone]
