@@ -184,7 +184,7 @@ def test_a_rerun_finishes_what_a_killed_checksum_task_left(
     manifest = write_observation(SPEC, data_root / SPEC.location)
     big = data_root / SPEC.location / "big.g3"
     with big.open("wb") as handle:  # sparse: costs no disk, but takes seconds to hash
-        handle.truncate(16 * 1024**3)
+        handle.truncate(32 * 1024**3)  # 16 GiB was hashed before the kill under load
     manifest["files"].insert(0, {"path": "big.g3", "size": big.stat().st_size})
     assert ccat("file", str(drop_manifest(manifest, tmp_path / "inbox"))).returncode == 0
     assert ccat("checksum").returncode == 0
@@ -192,7 +192,7 @@ def test_a_rerun_finishes_what_a_killed_checksum_task_left(
     deadline = time.monotonic() + 60
     while not list(task_file.glob("*/task-0.json")) or "pid" not in _task_record(task_file):
         assert time.monotonic() < deadline, "the checksum task never started"
-        time.sleep(0.1)
+        time.sleep(0.02)
     _kill_task(int(_task_record(task_file)["pid"]))  # the node dies mid-file
     rerun = ccat("checksum", "--wait", "--json")
     assert rerun.returncode == 0, rerun.stderr
