@@ -201,6 +201,9 @@ def test_a_dashboard_style_query_sums_events_per_step_and_outcome(metrics_server
     sink.close(timeout=30)
     export_when(metrics_server, f'{{step="step-{run}"}}', lambda r: len(samples(r)) == 9)
     promql = f'sum by (step, outcome) (sum_over_time(ccat_items_items{{step="step-{run}"}}[5m]))'
+    deadline = time.monotonic() + 30  # the search index may lag the export under load
+    while not query(metrics_server, promql) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert query(metrics_server, promql) == {
         f"outcome=done,step=step-{run}": 7.0,
         f"outcome=retry,step=step-{run}": 2.0,
